@@ -1,0 +1,73 @@
+/**
+ * Configuration, read once from the environment. A bad value stops the process at start with the
+ * variable named, rather than surfacing later as a confusing runtime failure.
+ */
+
+/** Everything the service can be told from outside. */
+export interface Config {
+  grpcHost: string;
+  /** 0 asks the OS for a free port (tests). */
+  grpcPort: number;
+  /** Set → node `pg` against a real Postgres; unset → embedded PGlite in `dataDir`. */
+  databaseUrl: string | undefined;
+  dataDir: string;
+  logLevel: string;
+  /** Most user ids accepted by one AddMembers / RemoveMembers / BatchCheck call. */
+  maxIdsPerCall: number;
+  /** Largest gRPC message accepted, in bytes; larger ones get RESOURCE_EXHAUSTED. */
+  maxMessageBytes: number;
+  /** How long shutdown waits for in-flight calls before cancelling them. */
+  shutdownGraceMs: number;
+}
+
+/** A variable that failed validation; main prints it and exits non-zero. */
+export class ConfigError extends Error {}
+
+const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];
+
+/** Reads and validates the configuration from `env` (defaults documented in README.md). */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const logLevel = env.LOG_LEVEL ?? "info";
+  if (!LOG_LEVELS.includes(logLevel)) {
+    throw new ConfigError(`LOG_LEVEL must be one of ${LOG_LEVELS.join(", ")}; got ${JSON.stringify(logLevel)}`);
+  }
+  const databaseUrl = nonEmpty(env.DATABASE_URL);
+  if (databaseUrl !== undefined && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
+    throw new ConfigError("DATABASE_URL must start with postgres:// or postgresql://");
+  }
+  return {
+    grpcHost: nonEmpty(env.GRPC_HOST) ?? "127.0.0.1",
+    grpcPort: integer(env, "GRPC_PORT", 50051, 0, 65535),
+    databaseUrl,
+    dataDir: nonEmpty(env.DATA_DIR) ?? "./data",
+    logLevel,
+    maxIdsPerCall: integer(env, "MAX_IDS_PER_CALL", 100_000, 1, 10_000_000),
+    maxMessageBytes: integer(env, "MAX_MESSAGE_BYTES", 64 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
+    shutdownGraceMs: integer(env, "SHUTDOWN_GRACE_MS", 10_000, 0, 600_000),
+  };
+}
+
+/** The database URL with its password replaced, safe to log. */
+export function redactUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password !== "") parsed.password = "***";
+    return parsed.toString();
+  } catch {
+    return "<unparseable url>";
+  }
+}
+
+function nonEmpty(value: string | undefined): string | undefined {
+  return value === undefined || value.trim() === "" ? undefined : value;
+}
+
+function integer(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number, max: number): number {
+  const raw = nonEmpty(env[name]);
+  if (raw === undefined) return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new ConfigError(`${name} must be an integer from ${min} to ${max}; got ${JSON.stringify(raw)}`);
+  }
+  return value;
+}

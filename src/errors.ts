@@ -1,0 +1,75 @@
+/**
+ * Domain errors. Every layer throws these; only src/grpc turns them into gRPC statuses, so the
+ * mapping from situation to status code (DESIGN.md "Errors") lives in exactly one place.
+ */
+
+/** Base class: a failure the caller caused or can act on, with a message that says what to fix. */
+export abstract class DomainError extends Error {
+  /** Stable machine-readable reason, sent as google.rpc.ErrorInfo.reason. */
+  abstract readonly reason: string;
+}
+
+/** A request field is malformed or over a limit. */
+export class InvalidArgumentError extends DomainError {
+  readonly reason = "INVALID_ARGUMENT";
+  constructor(
+    readonly field: string,
+    description: string,
+  ) {
+    super(`${field}: ${description}`);
+  }
+}
+
+/** The named resource does not exist. */
+export class NotFoundError extends DomainError {
+  readonly reason = "NOT_FOUND";
+  constructor(
+    readonly resourceType: string,
+    readonly resourceName: string,
+  ) {
+    super(`${resourceType} ${JSON.stringify(resourceName)} not found`);
+  }
+}
+
+/** A unique name is already taken. */
+export class AlreadyExistsError extends DomainError {
+  readonly reason = "ALREADY_EXISTS";
+  constructor(
+    readonly resourceType: string,
+    readonly resourceName: string,
+    description: string,
+  ) {
+    super(description);
+  }
+}
+
+/** The operation is not allowed in the resource's current state (status or type). */
+export class FailedPreconditionError extends DomainError {
+  readonly reason = "FAILED_PRECONDITION";
+  constructor(
+    /** What the precondition is about, e.g. "status" or "type". */
+    readonly subject: string,
+    description: string,
+  ) {
+    super(description);
+  }
+}
+
+/** A size or count limit was exceeded (message size, member cap, query row cap). */
+export class ResourceExhaustedError extends DomainError {
+  readonly reason = "RESOURCE_EXHAUSTED";
+  constructor(
+    readonly limit: string,
+    description: string,
+  ) {
+    super(description);
+  }
+}
+
+/** A dependency (the database) cannot be reached; the write was not applied. */
+export class UnavailableError extends DomainError {
+  readonly reason = "UNAVAILABLE";
+  constructor(description: string, options?: { cause?: unknown }) {
+    super(description, options);
+  }
+}

@@ -1,0 +1,201 @@
+/**
+ * Serves protobuf-es service descriptors through @grpc/grpc-js. Handlers are typed from the
+ * generated descriptors, so a missing or mistyped method is a compile error; every call gets a
+ * request id, a lazily built logger, an abort signal, and one error → status mapping.
+ */
+import { randomUUID } from "node:crypto";
+import {
+  create,
+  type DescMessage,
+  type DescMethod,
+  type DescService,
+  fromBinary,
+  type MessageInitShape,
+  type MessageShape,
+  toBinary,
+} from "@bufbuild/protobuf";
+import type { GenService, GenServiceMethods } from "@bufbuild/protobuf/codegenv2";
+import * as grpc from "@grpc/grpc-js";
+import type { Logger } from "pino";
+import { toStatus } from "./status.js";
+
+/** What a handler knows about its call besides the request. */
+export interface CallContext {
+  readonly requestId: string;
+  readonly method: string;
+  readonly metadata: grpc.Metadata;
+  /** Aborted when the client cancels or the deadline passes. */
+  readonly signal: AbortSignal;
+  /** A child logger carrying the request id and method (built on first use). */
+  readonly log: Logger;
+}
+
+type Unary<I extends DescMessage, O extends DescMessage> = (
+  request: MessageShape<I>,
+  ctx: CallContext,
+) => Promise<MessageInitShape<O>> | MessageInitShape<O>;
+type ServerStreaming<I extends DescMessage, O extends DescMessage> = (
+  request: MessageShape<I>,
+  send: (message: MessageInitShape<O>) => Promise<void>,
+  ctx: CallContext,
+) => Promise<void>;
+type ClientStreaming<I extends DescMessage, O extends DescMessage> = (
+  requests: AsyncIterable<MessageShape<I>>,
+  ctx: CallContext,
+) => Promise<MessageInitShape<O>>;
+
+/** The handler shape for one method, by its kind. */
+export type MethodHandler<M> = M extends { methodKind: "unary"; input: infer I extends DescMessage; output: infer O extends DescMessage }
+  ? Unary<I, O>
+  : M extends { methodKind: "server_streaming"; input: infer I extends DescMessage; output: infer O extends DescMessage }
+    ? ServerStreaming<I, O>
+    : M extends { methodKind: "client_streaming"; input: infer I extends DescMessage; output: infer O extends DescMessage }
+      ? ClientStreaming<I, O>
+      : never;
+
+/** Every method of a generated service, each with its handler. */
+export type ServiceHandlers<S> = S extends GenService<infer R extends GenServiceMethods> ? { [K in keyof R]: MethodHandler<R[K]> } : never;
+
+/** Called once per finished call: for logs and metrics. */
+export type CallObserver = (code: grpc.status, durationNs: bigint, ctx: CallContext, error?: unknown) => void;
+
+/** Options shared by every service served through the adapter. */
+export interface AdapterOptions {
+  log: Logger;
+  observe: CallObserver;
+}
+
+/** Adds `service`, implemented by `handlers`, to `server`. */
+export function addService<S extends DescService>(
+  server: grpc.Server,
+  service: S,
+  handlers: ServiceHandlers<S>,
+  options: AdapterOptions,
+): void {
+  const definition: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
+  const implementation: grpc.UntypedServiceImplementation = {};
+  const byLocalName = handlers as unknown as Record<string, (...args: never[]) => unknown>;
+  for (const method of service.methods) {
+    const handler = byLocalName[method.localName];
+    if (handler === undefined) throw new Error(`no handler for ${service.typeName}.${method.name}`);
+    definition[method.name] = methodDefinition(method);
+    implementation[method.name] = wrap(method, handler, options);
+  }
+  server.addService(definition, implementation);
+}
+
+function methodDefinition(method: DescMethod): grpc.MethodDefinition<unknown, unknown> {
+  return {
+    path: `/${method.parent.typeName}/${method.name}`,
+    requestStream: method.methodKind === "client_streaming" || method.methodKind === "bidi_streaming",
+    responseStream: method.methodKind === "server_streaming" || method.methodKind === "bidi_streaming",
+    requestSerialize: serializer(method.input),
+    requestDeserialize: (bytes: Buffer) => fromBinary(method.input, bytes),
+    responseSerialize: serializer(method.output),
+    responseDeserialize: (bytes: Buffer) => fromBinary(method.output, bytes),
+    originalName: method.localName,
+  };
+}
+
+function serializer(schema: DescMessage): (message: unknown) => Buffer {
+  return (message) => {
+    const bytes = toBinary(schema, create(schema, message as MessageInitShape<DescMessage>));
+    // grpc-js wants a Buffer; wrap the encoded bytes without copying them.
+    return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  };
+}
+
+type AnyCall =
+  | grpc.ServerUnaryCall<unknown, unknown>
+  | grpc.ServerReadableStream<unknown, unknown>
+  | grpc.ServerWritableStream<unknown, unknown>;
+
+function context(method: DescMethod, call: AnyCall, baseLog: Logger): CallContext {
+  const controller = new AbortController();
+  (call as grpc.ServerUnaryCall<unknown, unknown>).on("cancelled", () => controller.abort(new Error("cancelled by the client")));
+  const given = call.metadata.get("x-request-id")[0];
+  const requestId = typeof given === "string" && given.length > 0 && given.length <= 128 ? given : randomUUID();
+  const name = `${method.parent.typeName}/${method.name}`;
+  let log: Logger | undefined;
+  return {
+    requestId,
+    method: name,
+    metadata: call.metadata,
+    signal: controller.signal,
+    get log() {
+      log ??= baseLog.child({ requestId, method: name });
+      return log;
+    },
+  };
+}
+
+function wrap(method: DescMethod, handler: (...args: never[]) => unknown, options: AdapterOptions): grpc.UntypedHandleCall {
+  const finish = (ctx: CallContext, started: bigint, error?: unknown): Partial<grpc.StatusObject> | undefined => {
+    const status = error === undefined ? undefined : toStatus(error, ctx.requestId);
+    options.observe(status?.code ?? grpc.status.OK, process.hrtime.bigint() - started, ctx, error);
+    return status;
+  };
+  const call = handler as (...args: unknown[]) => Promise<unknown>;
+  switch (method.methodKind) {
+    case "unary":
+      return (unary: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
+        const started = process.hrtime.bigint();
+        const ctx = context(method, unary, options.log);
+        settle(() => call(unary.request, ctx)).then(
+          (response) => callback(null, response, undefined, finish(ctx, started) && undefined),
+          (error: unknown) => callback(finish(ctx, started, error) as grpc.ServerErrorResponse),
+        );
+      };
+    case "client_streaming":
+      return (stream: grpc.ServerReadableStream<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
+        const started = process.hrtime.bigint();
+        const ctx = context(method, stream, options.log);
+        settle(() => call(stream as AsyncIterable<unknown>, ctx)).then(
+          (response) => callback(null, response, undefined, finish(ctx, started) && undefined),
+          (error: unknown) => callback(finish(ctx, started, error) as grpc.ServerErrorResponse),
+        );
+      };
+    case "server_streaming":
+      return (stream: grpc.ServerWritableStream<unknown, unknown>) => {
+        const started = process.hrtime.bigint();
+        const ctx = context(method, stream, options.log);
+        settle(() => call(stream.request, sender(stream, ctx.signal), ctx)).then(
+          () => {
+            finish(ctx, started);
+            stream.end();
+          },
+          (error: unknown) => stream.emit("error", finish(ctx, started, error)),
+        );
+      };
+    default:
+      throw new Error(`${method.methodKind} methods are not supported (${method.parent.typeName}.${method.name})`);
+  }
+}
+
+/** Runs `fn`, turning a synchronous throw into a rejection. */
+function settle(fn: () => unknown): Promise<unknown> {
+  try {
+    return Promise.resolve(fn());
+  } catch (error: unknown) {
+    return Promise.reject(error);
+  }
+}
+
+/** A send function that honours backpressure: it resolves once the stream can take more. */
+function sender(stream: grpc.ServerWritableStream<unknown, unknown>, signal: AbortSignal): (message: unknown) => Promise<void> {
+  return (message) =>
+    new Promise<void>((resolve, reject) => {
+      if (signal.aborted) return reject(signal.reason);
+      if (stream.write(message)) return resolve();
+      const onDrain = () => {
+        signal.removeEventListener("abort", onAbort);
+        resolve();
+      };
+      const onAbort = () => {
+        stream.removeListener("drain", onDrain);
+        reject(signal.reason);
+      };
+      stream.once("drain", onDrain);
+      signal.addEventListener("abort", onAbort, { once: true });
+    });
+}

@@ -1,0 +1,54 @@
+/** Conversions between the domain model and the protobuf messages. */
+import { fromJson, type JsonValue, type MessageInitShape, toJson } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { InvalidArgumentError } from "../errors.js";
+import { type Query, QuerySchema, type Schedule, type SegmentSchema, SegmentStatus, SegmentType } from "../gen/segments/v1/segment_pb.js";
+import type * as model from "../model.js";
+
+/** The wire form of a segment. EVERYONE counts every user the directory knows. */
+export function segmentToProto(segment: model.Segment, directorySize: number): MessageInitShape<typeof SegmentSchema> {
+  return {
+    id: segment.id,
+    name: segment.name,
+    description: segment.description,
+    type: SegmentType[segment.type],
+    status: SegmentStatus[segment.status],
+    query: segment.query === null ? undefined : fromJson(QuerySchema, segment.query as JsonValue),
+    schedule: segment.schedule === null ? undefined : { cron: segment.schedule.cron, timeZone: segment.schedule.timeZone },
+    memberCount: BigInt(segment.type === "EVERYONE" ? directorySize : segment.memberCount),
+    version: BigInt(segment.version),
+    versionTime: segment.versionAt === null ? undefined : timestampFromDate(segment.versionAt),
+    createTime: timestampFromDate(segment.createdAt),
+    updateTime: timestampFromDate(segment.updatedAt),
+    archiveTime: segment.archivedAt === null ? undefined : timestampFromDate(segment.archivedAt),
+  };
+}
+
+/** A segment type from the wire; undefined for UNSPECIFIED (meaning "any" in filters). */
+export function typeFromProto(type: SegmentType, field: string): model.SegmentType | undefined {
+  if (type === SegmentType.UNSPECIFIED) return undefined;
+  const name = SegmentType[type] as string | undefined;
+  if (name === undefined) throw new InvalidArgumentError(field, `unknown segment type ${type}`);
+  return name as model.SegmentType;
+}
+
+/** A segment status from the wire; undefined for UNSPECIFIED. */
+export function statusFromProto(status: SegmentStatus, field: string): model.SegmentStatus | undefined {
+  if (status === SegmentStatus.UNSPECIFIED) return undefined;
+  const name = SegmentStatus[status] as string | undefined;
+  if (name === undefined) throw new InvalidArgumentError(field, `unknown segment status ${status}`);
+  return name as model.SegmentStatus;
+}
+
+/** A query from the wire, kept in its JSON form; null when absent or empty. */
+export function queryFromProto(query: Query | undefined, field = "query"): model.QueryDefinition | null {
+  if (query === undefined) return null;
+  if (query.kind.case === undefined) throw new InvalidArgumentError(field, "must set sql or filter");
+  return toJson(QuerySchema, query) as model.QueryDefinition;
+}
+
+/** A schedule from the wire; the time zone defaults to UTC. */
+export function scheduleFromProto(schedule: Schedule | undefined): model.Schedule | null {
+  if (schedule === undefined) return null;
+  return { cron: schedule.cron, timeZone: schedule.timeZone === "" ? "UTC" : schedule.timeZone };
+}

@@ -1,0 +1,84 @@
+/**
+ * The gRPC server: our two services, health and reflection on one port, with message limits,
+ * per-call logging, and a shutdown that drains before it forces.
+ */
+import * as grpc from "@grpc/grpc-js";
+import type { Logger } from "pino";
+import { file_grpc_health_v1_health, Health } from "../gen/grpc/health/v1/health_pb.js";
+import {
+  file_segments_v1_membership_service,
+  MembershipService as MembershipServiceDesc,
+} from "../gen/segments/v1/membership_service_pb.js";
+import { file_segments_v1_segment_service, SegmentService as SegmentServiceDesc } from "../gen/segments/v1/segment_service_pb.js";
+import type { MembershipService } from "../service/membership-service.js";
+import type { SegmentService } from "../service/segment-service.js";
+import type { SegmentState } from "../service/segment-state.js";
+import { addService, type CallObserver } from "./adapter.js";
+import { HealthState } from "./health.js";
+import { membershipHandlers } from "./membership-handlers.js";
+import { addReflection } from "./reflection.js";
+import { segmentHandlers } from "./segment-handlers.js";
+import { isUnexpected } from "./status.js";
+
+/** What the server serves. */
+export interface GrpcServerDeps {
+  segments: SegmentService;
+  membership: MembershipService;
+  state: SegmentState;
+  log: Logger;
+  maxMessageBytes: number;
+}
+
+/** A running gRPC server. */
+export class GrpcServer {
+  readonly health = new HealthState([SegmentServiceDesc.typeName, MembershipServiceDesc.typeName]);
+  private readonly server: grpc.Server;
+
+  constructor(private readonly deps: GrpcServerDeps) {
+    this.server = new grpc.Server({
+      "grpc.max_receive_message_length": deps.maxMessageBytes,
+      "grpc.max_send_message_length": deps.maxMessageBytes,
+    });
+    const options = { log: deps.log, observe: observer(deps.log) };
+    addService(this.server, SegmentServiceDesc, segmentHandlers(deps.segments, deps.state), options);
+    addService(this.server, MembershipServiceDesc, membershipHandlers(deps.membership), options);
+    addService(this.server, Health, this.health.handlers(), options);
+    addReflection(this.server, [file_segments_v1_segment_service, file_segments_v1_membership_service, file_grpc_health_v1_health]);
+  }
+
+  /** Binds and starts serving; resolves to the bound port (useful with port 0). */
+  listen(host: string, port: number): Promise<number> {
+    const address = host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
+    return new Promise((resolve, reject) => {
+      this.server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (error, bound) => (error ? reject(error) : resolve(bound)));
+    });
+  }
+
+  /**
+   * Stops accepting calls, reports NOT_SERVING, waits up to `graceMs` for calls in flight (open
+   * streams never finish on their own), then cancels whatever is left.
+   */
+  async shutdown(graceMs: number): Promise<void> {
+    this.health.stopServing();
+    const drained = new Promise<void>((resolve) => this.server.tryShutdown(() => resolve()));
+    let timer: NodeJS.Timeout | undefined;
+    const expired = new Promise<"expired">((resolve) => {
+      timer = setTimeout(() => resolve("expired"), graceMs);
+    });
+    if ((await Promise.race([drained, expired])) === "expired") {
+      this.deps.log.warn({ graceMs }, "calls still running after the grace period; cancelling them");
+      this.server.forceShutdown();
+    }
+    clearTimeout(timer);
+  }
+}
+
+function observer(log: Logger): CallObserver {
+  return (code, durationNs, ctx, error) => {
+    if (error !== undefined && isUnexpected(error)) {
+      ctx.log.error({ err: error, code: grpc.status[code] }, "call failed unexpectedly");
+    } else if (log.isLevelEnabled("debug")) {
+      ctx.log.debug({ code: grpc.status[code], durationMs: Number(durationNs) / 1e6 }, "call finished");
+    }
+  };
+}

@@ -1,0 +1,52 @@
+/**
+ * The hot path: membership answers straight from memory. No locks, no I/O; a reader sees the
+ * bitmap published before or after a change, never a mix.
+ */
+import { FailedPreconditionError, InvalidArgumentError } from "../errors.js";
+import type { Segment } from "../model.js";
+import type { SegmentState } from "./segment-state.js";
+import { checkUserId } from "./validation.js";
+
+export const MAX_SEGMENTS_PER_CHECK = 100;
+
+/** One segment's answer, with the membership version it was computed from. */
+export interface MembershipAnswer {
+  segmentId: string;
+  member: boolean;
+  version: number;
+  versionAt: Date | null;
+}
+
+/** Membership questions answered from the in-memory bitmaps. */
+export class MembershipService {
+  constructor(private readonly state: SegmentState) {}
+
+  /** Is `userId` in each of `segmentIds`? Answers in request order. */
+  checkMembership(userId: string, segmentIds: readonly string[]): MembershipAnswer[] {
+    checkUserId(userId);
+    if (segmentIds.length === 0) throw new InvalidArgumentError("segment_ids", "must name at least one segment");
+    if (segmentIds.length > MAX_SEGMENTS_PER_CHECK) {
+      throw new InvalidArgumentError(
+        "segment_ids",
+        `${segmentIds.length} segments is over the limit of ${MAX_SEGMENTS_PER_CHECK} per call`,
+      );
+    }
+    const uid = this.state.directory.lookup(userId);
+    return segmentIds.map((segmentId, i) => {
+      const segment = this.servable(segmentId, `segment_ids[${i}]`);
+      const member = segment.type === "EVERYONE" || (uid !== undefined && this.state.bitmaps.get(segmentId).has(uid));
+      return { segmentId, member, version: segment.version, versionAt: segment.versionAt };
+    });
+  }
+
+  /** The segment if the hot path may answer for it: ACTIVE or PAUSED. */
+  private servable(segmentId: string, field: string): Segment {
+    const segment = this.state.require(segmentId, field);
+    if (segment.status === "ACTIVE" || segment.status === "PAUSED") return segment;
+    const fix = segment.status === "DRAFT" ? "activate it first" : "restore it first";
+    throw new FailedPreconditionError(
+      "status",
+      `segment ${segmentId} is ${segment.status} and cannot be used for membership checks; ${fix}`,
+    );
+  }
+}

@@ -1,0 +1,87 @@
+/**
+ * Input rules with their limits, each failure naming the field and what to fix. The limits are
+ * repeated in the proto comments, which are the user-facing documentation.
+ */
+import cron from "node-cron";
+import { InvalidArgumentError } from "../errors.js";
+import type { QueryDefinition, Schedule } from "../model.js";
+import { isSegmentId } from "./ids.js";
+
+export const NAME_MAX_CHARS = 200;
+export const DESCRIPTION_MAX_CHARS = 2_000;
+export const USER_ID_MAX_BYTES = 256;
+export const SQL_MAX_CHARS = 100_000;
+
+/** The trimmed name, or InvalidArgumentError when empty or too long. */
+export function validName(name: string, field = "name"): string {
+  const trimmed = name.trim();
+  if (trimmed.length === 0) throw new InvalidArgumentError(field, "must not be empty");
+  if ([...trimmed].length > NAME_MAX_CHARS) throw new InvalidArgumentError(field, `must be at most ${NAME_MAX_CHARS} characters`);
+  return trimmed;
+}
+
+/** The description, or InvalidArgumentError when too long. */
+export function validDescription(description: string, field = "description"): string {
+  if ([...description].length > DESCRIPTION_MAX_CHARS) {
+    throw new InvalidArgumentError(field, `must be at most ${DESCRIPTION_MAX_CHARS} characters`);
+  }
+  return description;
+}
+
+/** Checks the shape of a segment id (existence is the caller's business). */
+export function checkSegmentId(id: string, field = "segment_id"): void {
+  if (id === "") throw new InvalidArgumentError(field, "is required");
+  if (!isSegmentId(id)) throw new InvalidArgumentError(field, `${JSON.stringify(id.slice(0, 64))} is not a segment id (a UUID)`);
+}
+
+/** Checks one external user id: 1 to 256 bytes of UTF-8. */
+export function checkUserId(id: string, field = "user_id"): void {
+  if (id.length === 0) throw new InvalidArgumentError(field, "must not be empty");
+  // Each UTF-16 unit is at most 3 UTF-8 bytes, so short strings skip the exact count.
+  if (id.length * 3 > USER_ID_MAX_BYTES && Buffer.byteLength(id, "utf8") > USER_ID_MAX_BYTES) {
+    throw new InvalidArgumentError(field, `must be at most ${USER_ID_MAX_BYTES} bytes of UTF-8`);
+  }
+}
+
+/** Checks a list of user ids: non-empty, within the per-call limit, each well formed. */
+export function checkUserIds(ids: readonly string[], limit: number, field = "user_ids"): void {
+  if (ids.length === 0) throw new InvalidArgumentError(field, "must contain at least one user id");
+  if (ids.length > limit) {
+    throw new InvalidArgumentError(field, `${ids.length} ids is over the limit of ${limit} per call; split the list or use ImportMembers`);
+  }
+  for (let i = 0; i < ids.length; i++) checkUserId(ids[i] as string, `${field}[${i}]`);
+}
+
+/** Checks a schedule: a valid cron expression and an IANA time zone. */
+export function checkSchedule(schedule: Schedule, field = "schedule"): void {
+  if (!cron.validate(schedule.cron)) {
+    throw new InvalidArgumentError(
+      `${field}.cron`,
+      `${JSON.stringify(schedule.cron)} is not a valid cron expression (5 fields, or 6 with seconds)`,
+    );
+  }
+  if (!isTimeZone(schedule.timeZone)) {
+    throw new InvalidArgumentError(
+      `${field}.time_zone`,
+      `${JSON.stringify(schedule.timeZone)} is not an IANA time zone (e.g. "Europe/Paris", "UTC")`,
+    );
+  }
+}
+
+/** Checks that a query is present and not absurdly large; its SQL is vetted when it runs. */
+export function checkQuery(query: QueryDefinition, field = "query"): void {
+  if ("sql" in query) {
+    if (query.sql.trim() === "") throw new InvalidArgumentError(`${field}.sql`, "must not be empty");
+    if (query.sql.length > SQL_MAX_CHARS) throw new InvalidArgumentError(`${field}.sql`, `must be at most ${SQL_MAX_CHARS} characters`);
+  }
+}
+
+function isTimeZone(zone: string): boolean {
+  if (zone === "") return false;
+  try {
+    new Intl.DateTimeFormat("en-US", { timeZone: zone });
+    return true;
+  } catch {
+    return false;
+  }
+}

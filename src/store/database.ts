@@ -1,0 +1,21 @@
+/**
+ * The one seam between the service and SQL: a tiny interface that both node `pg` (real Postgres)
+ * and embedded PGlite implement, so every statement and migration is shared by both.
+ */
+
+/** Something that runs one parameterised statement. */
+export interface Queryable {
+  /** Runs `text` with `$n` parameters and returns the rows. */
+  query<R>(text: string, params?: readonly unknown[]): Promise<R[]>;
+  /** Runs a script of several statements without parameters (migrations). */
+  exec(script: string): Promise<void>;
+}
+
+/** A database connection (pool) with transactions. */
+export interface Database extends Queryable {
+  readonly kind: "postgres" | "pglite";
+  /** Runs `fn` in one transaction: COMMIT when it resolves, ROLLBACK when it throws. */
+  transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>;
+  /** Releases every connection; the database is unusable afterwards. */
+  close(): Promise<void>;
+}

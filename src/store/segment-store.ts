@@ -1,0 +1,235 @@
+/**
+ * All SQL about segments, users and membership history. Methods that must share a transaction
+ * take the Queryable to run on; the service decides where transactions begin and end.
+ */
+import { AlreadyExistsError } from "../errors.js";
+import type { ChangeTrigger, EvaluationSummary, QueryDefinition, Segment, SegmentStatus, SegmentType } from "../model.js";
+import type { Database, Queryable } from "./database.js";
+import { isUniqueViolation } from "./sql-errors.js";
+
+interface SegmentRow {
+  id: string;
+  name: string;
+  description: string;
+  type: SegmentType;
+  status: SegmentStatus;
+  query: QueryDefinition | null;
+  schedule_cron: string | null;
+  schedule_time_zone: string | null;
+  member_count: number;
+  version: number;
+  version_at: Date | null;
+  created_at: Date;
+  updated_at: Date;
+  archived_at: Date | null;
+  last_evaluation: (Omit<EvaluationSummary, "startedAt"> & { startedAt: string }) | null;
+}
+
+/** One row of the change log, as written. */
+export interface ChangeRecord {
+  segmentId: string;
+  version: number;
+  added: Uint8Array;
+  removed: Uint8Array;
+  addedCount: number;
+  removedCount: number;
+  memberCount: number;
+  trigger: ChangeTrigger;
+  at: Date;
+}
+
+/** A change-log row as read back for replay. */
+export interface StoredChange {
+  version: number;
+  added: Uint8Array;
+  removed: Uint8Array;
+}
+
+/** A user directory entry. */
+export interface UserRow {
+  uid: number;
+  external_id: string;
+}
+
+/** Thrown when a segment's version moved under a writer: another process changed it. */
+export class VersionConflictError extends Error {}
+
+const SEGMENT_COLUMNS = `id, name, description, type, status, query, schedule_cron, schedule_time_zone,
+  member_count, version, version_at, created_at, updated_at, archived_at, last_evaluation`;
+
+/** Persistence for segments, the user directory and the membership change log. */
+export class SegmentStore {
+  constructor(readonly db: Database) {}
+
+  /** Runs `fn` in one transaction. */
+  transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
+    return this.db.transaction(fn);
+  }
+
+  /** Every segment, archived included (start-up). */
+  async loadSegments(): Promise<Segment[]> {
+    const rows = await this.db.query<SegmentRow>(`SELECT ${SEGMENT_COLUMNS} FROM segments ORDER BY id`);
+    return rows.map(toSegment);
+  }
+
+  /** Inserts a new segment; a live segment with the same name → AlreadyExistsError. */
+  async insertSegment(segment: Segment): Promise<void> {
+    try {
+      await this.db.query(
+        `INSERT INTO segments (${SEGMENT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
+        Object.values(segmentParams(segment)),
+      );
+    } catch (error: unknown) {
+      throw nameTaken(error, segment.name);
+    }
+  }
+
+  /** Writes a segment's definition and status (its membership counters move with appendChange). */
+  async updateSegment(segment: Segment): Promise<void> {
+    const p = segmentParams(segment);
+    try {
+      await this.db.query(
+        `UPDATE segments SET name = $2, description = $3, type = $4, status = $5, query = $6, schedule_cron = $7,
+           schedule_time_zone = $8, updated_at = $9, archived_at = $10, last_evaluation = $11 WHERE id = $1`,
+        [
+          p.id,
+          p.name,
+          p.description,
+          p.type,
+          p.status,
+          p.query,
+          p.schedule_cron,
+          p.schedule_time_zone,
+          p.updated_at,
+          p.archived_at,
+          p.last_evaluation,
+        ],
+      );
+    } catch (error: unknown) {
+      throw nameTaken(error, segment.name);
+    }
+  }
+
+  /** Deletes a segment and its history. */
+  async deleteSegment(id: string): Promise<void> {
+    await this.db.query("DELETE FROM segments WHERE id = $1", [id]);
+  }
+
+  /**
+   * Inserts the users not yet in the directory and returns the uid of every id given.
+   * Ids inserted concurrently by another transaction are read back after it commits.
+   */
+  async resolveNewUsers(tx: Queryable, externalIds: readonly string[]): Promise<UserRow[]> {
+    if (externalIds.length === 0) return [];
+    const inserted = await tx.query<UserRow>(
+      `INSERT INTO users (external_id) SELECT unnest($1::text[])
+       ON CONFLICT (external_id) DO NOTHING RETURNING uid, external_id`,
+      [externalIds],
+    );
+    if (inserted.length === externalIds.length) return inserted;
+    const insertedIds = new Set(inserted.map((row) => row.external_id));
+    const others = externalIds.filter((id) => !insertedIds.has(id));
+    const existing = await tx.query<UserRow>("SELECT uid, external_id FROM users WHERE external_id = ANY($1::text[])", [others]);
+    return inserted.concat(existing);
+  }
+
+  /**
+   * Appends one membership version and moves the segment's version and count with it.
+   * `expectedVersion` guards against a writer this process does not know about.
+   */
+  async appendChange(tx: Queryable, change: ChangeRecord): Promise<void> {
+    const updated = await tx.query(
+      "UPDATE segments SET version = $2, member_count = $3, version_at = $5 WHERE id = $1 AND version = $4 RETURNING id",
+      [change.segmentId, change.version, change.memberCount, change.version - 1, change.at],
+    );
+    if (updated.length === 0) throw new VersionConflictError(`segment ${change.segmentId} is no longer at version ${change.version - 1}`);
+    await tx.query(
+      `INSERT INTO membership_changes
+         (segment_id, version, added, removed, added_count, removed_count, member_count, trigger, created_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+      [
+        change.segmentId,
+        change.version,
+        change.added,
+        change.removed,
+        change.addedCount,
+        change.removedCount,
+        change.memberCount,
+        change.trigger,
+        change.at,
+      ],
+    );
+  }
+
+  /** Up to `limit` directory entries with uid > `afterUid`, in uid order (start-up, paged). */
+  async loadUsers(afterUid: number, limit: number): Promise<UserRow[]> {
+    return this.db.query<UserRow>("SELECT uid, external_id FROM users WHERE uid > $1 ORDER BY uid LIMIT $2", [afterUid, limit]);
+  }
+
+  /** The newest snapshot of a segment, if any. */
+  async latestSnapshot(segmentId: string): Promise<{ version: number; members: Uint8Array } | undefined> {
+    const rows = await this.db.query<{ version: number; members: Uint8Array }>(
+      "SELECT version, members FROM membership_snapshots WHERE segment_id = $1 ORDER BY version DESC LIMIT 1",
+      [segmentId],
+    );
+    return rows[0];
+  }
+
+  /** Up to `limit` changes of a segment after `afterVersion`, in version order (replay, paged). */
+  async loadChanges(segmentId: string, afterVersion: number, limit: number): Promise<StoredChange[]> {
+    return this.db.query<StoredChange>(
+      `SELECT version, added, removed FROM membership_changes
+       WHERE segment_id = $1 AND version > $2 ORDER BY version LIMIT $3`,
+      [segmentId, afterVersion, limit],
+    );
+  }
+}
+
+/** Column values of a segment, in SEGMENT_COLUMNS order. */
+function segmentParams(s: Segment) {
+  return {
+    id: s.id,
+    name: s.name,
+    description: s.description,
+    type: s.type,
+    status: s.status,
+    query: s.query === null ? null : JSON.stringify(s.query),
+    schedule_cron: s.schedule?.cron ?? null,
+    schedule_time_zone: s.schedule?.timeZone ?? null,
+    member_count: s.memberCount,
+    version: s.version,
+    version_at: s.versionAt,
+    created_at: s.createdAt,
+    updated_at: s.updatedAt,
+    archived_at: s.archivedAt,
+    last_evaluation: s.lastEvaluation === null ? null : JSON.stringify(s.lastEvaluation),
+  };
+}
+
+function toSegment(row: SegmentRow): Segment {
+  return {
+    id: row.id,
+    name: row.name,
+    description: row.description,
+    type: row.type,
+    status: row.status,
+    query: row.query,
+    schedule: row.schedule_cron === null ? null : { cron: row.schedule_cron, timeZone: row.schedule_time_zone ?? "UTC" },
+    memberCount: row.member_count,
+    version: row.version,
+    versionAt: row.version_at,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+    archivedAt: row.archived_at,
+    lastEvaluation: row.last_evaluation === null ? null : { ...row.last_evaluation, startedAt: new Date(row.last_evaluation.startedAt) },
+  };
+}
+
+function nameTaken(error: unknown, name: string): unknown {
+  if (!isUniqueViolation(error, "segments_live_name")) return error;
+  return new AlreadyExistsError(
+    "segment",
+    name,
+    `a segment named ${JSON.stringify(name)} already exists (names are unique, ignoring case, among segments that are not archived)`,
+  );
+}

@@ -1,0 +1,40 @@
+/**
+ * Postgres errors, classified once by SQLSTATE (never by message text), and turned into the
+ * domain errors the service understands.
+ */
+import { UnavailableError } from "../errors.js";
+
+/** The SQLSTATE of a driver error, if it has one. */
+export function sqlState(error: unknown): string | undefined {
+  if (typeof error !== "object" || error === null || !("code" in error)) return undefined;
+  const code = (error as { code: unknown }).code;
+  return typeof code === "string" && /^[0-9A-Z]{5}$/.test(code) ? code : undefined;
+}
+
+/** A unique constraint was violated. */
+export function isUniqueViolation(error: unknown, constraint?: string): boolean {
+  if (sqlState(error) !== "23505") return false;
+  return constraint === undefined || (error as { constraint?: unknown }).constraint === constraint;
+}
+
+/** Serialization failure or deadlock: the transaction can be retried as a whole. */
+export function isRetryable(error: unknown): boolean {
+  const state = sqlState(error);
+  return state === "40001" || state === "40P01";
+}
+
+const CONNECTION_CODES = new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "ENOTFOUND", "EPIPE", "EHOSTUNREACH"]);
+
+/** The database could not be reached or went away (network errors, SQLSTATE classes 08 and 57P). */
+export function isConnectionError(error: unknown): boolean {
+  const state = sqlState(error);
+  if (state !== undefined) return state.startsWith("08") || state.startsWith("57P");
+  if (typeof error !== "object" || error === null) return false;
+  const code = (error as { code?: unknown }).code;
+  return typeof code === "string" && CONNECTION_CODES.has(code);
+}
+
+/** An UnavailableError for a failed database call, keeping the driver error as its cause. */
+export function unavailable(cause: unknown): UnavailableError {
+  return new UnavailableError("database unavailable; nothing was changed", { cause });
+}
