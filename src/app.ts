@@ -35,7 +35,7 @@ export async function startApp(config: Config, log: Logger, clock: () => Date = 
     const state = await loadState(store);
     log.info({ segments: state.segments.size, users: state.directory.size, ms: Math.round(performance.now() - started) }, "state loaded");
     const segments = new SegmentService({ state, store, clock, maxIdsPerCall: config.maxIdsPerCall });
-    const membership = new MembershipService(state);
+    const membership = new MembershipService(state, config.maxIdsPerCall);
     const server = new GrpcServer({ segments, membership, state, log, maxMessageBytes: config.maxMessageBytes });
     const grpcPort = await server.listen(config.grpcHost, config.grpcPort);
     log.info({ host: config.grpcHost, port: grpcPort, store: db.kind }, "serving gRPC");

@@ -13,14 +13,21 @@ export function membershipHandlers(service: MembershipService): ServiceHandlers<
         segmentId: answer.segmentId,
         member: answer.member,
         version: BigInt(answer.version),
-        versionTime: answer.versionAt === null ? undefined : timestampFromDate(answer.versionAt),
+        versionTime: timestamp(answer.versionAt),
       })),
     }),
-    batchCheckMembership: unimplemented("BatchCheckMembership"),
+    batchCheckMembership: (req) => {
+      const answer = service.batchCheckMembership(req.segmentId, req.userIds);
+      return { members: answer.members, version: BigInt(answer.version), versionTime: timestamp(answer.versionAt) };
+    },
     listUserSegments: unimplemented("ListUserSegments"),
     countAudience: unimplemented("CountAudience"),
     streamAudience: unimplemented("StreamAudience"),
     validateTargeting: unimplemented("ValidateTargeting"),
     watchMembership: unimplemented("WatchMembership"),
   };
+}
+
+function timestamp(date: Date | null) {
+  return date === null ? undefined : timestampFromDate(date);
 }

@@ -5,7 +5,7 @@
 import { FailedPreconditionError, InvalidArgumentError } from "../errors.js";
 import type { Segment } from "../model.js";
 import type { SegmentState } from "./segment-state.js";
-import { checkUserId } from "./validation.js";
+import { checkUserId, checkUserIds } from "./validation.js";
 
 export const MAX_SEGMENTS_PER_CHECK = 100;
 
@@ -17,9 +17,19 @@ export interface MembershipAnswer {
   versionAt: Date | null;
 }
 
+/** One segment's answers for many users, from a single membership version. */
+export interface BatchAnswer {
+  members: boolean[];
+  version: number;
+  versionAt: Date | null;
+}
+
 /** Membership questions answered from the in-memory bitmaps. */
 export class MembershipService {
-  constructor(private readonly state: SegmentState) {}
+  constructor(
+    private readonly state: SegmentState,
+    private readonly maxIdsPerCall: number,
+  ) {}
 
   /** Is `userId` in each of `segmentIds`? Answers in request order. */
   checkMembership(userId: string, segmentIds: readonly string[]): MembershipAnswer[] {
@@ -37,6 +47,22 @@ export class MembershipService {
       const member = segment.type === "EVERYONE" || (uid !== undefined && this.state.bitmaps.get(segmentId).has(uid));
       return { segmentId, member, version: segment.version, versionAt: segment.versionAt };
     });
+  }
+
+  /** Is each of `userIds` in `segmentId`? Answers in request order. */
+  batchCheckMembership(segmentId: string, userIds: readonly string[]): BatchAnswer {
+    checkUserIds(userIds, this.maxIdsPerCall);
+    const segment = this.servable(segmentId, "segment_id");
+    // Take the bitmap once: every answer comes from the same version even if a change lands.
+    const bitmap = this.state.bitmaps.get(segmentId);
+    const { directory } = this.state;
+    const everyone = segment.type === "EVERYONE";
+    const members = userIds.map((userId) => {
+      if (everyone) return true;
+      const uid = directory.lookup(userId);
+      return uid !== undefined && bitmap.has(uid);
+    });
+    return { members, version: segment.version, versionAt: segment.versionAt };
   }
 
   /** The segment if the hot path may answer for it: ACTIVE or PAUSED. */

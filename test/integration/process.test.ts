@@ -1,0 +1,118 @@
+/**
+ * The real entry point as a child process: it serves on the embedded store with no database
+ * server, lists its services over reflection to `buf curl`, and shuts down cleanly on SIGTERM
+ * even with a stream open.
+ */
+import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+import { promisify } from "node:util";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createClient } from "../../src/client/client.js";
+import { Health, HealthCheckResponse_ServingStatus as Serving } from "../../src/gen/grpc/health/v1/health_pb.js";
+
+const run = promisify(execFile);
+
+interface Running {
+  child: ChildProcess;
+  port: number;
+  logs: Record<string, unknown>[];
+  exited: Promise<number | null>;
+}
+
+/** Starts `src/main.ts` with `env` and resolves once it logs that it serves gRPC. */
+async function startMain(env: Record<string, string>): Promise<Running> {
+  const child = spawn(process.execPath, ["--import", "tsx", "src/main.ts"], {
+    env: { PATH: process.env.PATH ?? "", GRPC_PORT: "0", LOG_LEVEL: "info", ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const logs: Record<string, unknown>[] = [];
+  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+  const port = await new Promise<number>((resolve, reject) => {
+    createInterface({ input: child.stdout as NodeJS.ReadableStream }).on("line", (line) => {
+      const entry = JSON.parse(line) as Record<string, unknown>;
+      logs.push(entry);
+      if (entry.msg === "serving gRPC") resolve(entry.port as number);
+    });
+    exited.then((code) => reject(new Error(`exited with ${code} before serving`)));
+  });
+  return { child, port, logs, exited };
+}
+
+describe("the service process", () => {
+  let dataDir: string;
+  let main: Running;
+
+  beforeAll(async () => {
+    dataDir = await mkdtemp(join(tmpdir(), "segments-main-"));
+    main = await startMain({ DATA_DIR: dataDir, SHUTDOWN_GRACE_MS: "500" });
+  });
+  afterAll(async () => {
+    main.child.kill("SIGKILL");
+    await rm(dataDir, { recursive: true, force: true });
+  });
+
+  it("serves on the embedded store and lists every service over reflection", async () => {
+    expect(main.logs.some((l) => l.msg === "using embedded PGlite")).toBe(true);
+    const { stdout } = await run("npx", [
+      "buf",
+      "curl",
+      "--protocol",
+      "grpc",
+      "--http2-prior-knowledge",
+      "--list-methods",
+      `http://127.0.0.1:${main.port}`,
+    ]);
+    const services = new Set(
+      stdout
+        .trim()
+        .split("\n")
+        .map((line) => line.split("/")[0]),
+    );
+    expect([...services].sort()).toEqual([
+      "grpc.health.v1.Health",
+      "grpc.reflection.v1.ServerReflection",
+      "segments.v1.MembershipService",
+      "segments.v1.SegmentService",
+    ]);
+    expect(stdout).toContain("segments.v1.MembershipService/CheckMembership");
+  });
+
+  it("reports NOT_SERVING, then stops within the grace period on SIGTERM despite an open stream", async () => {
+    const health = createClient(Health, `127.0.0.1:${main.port}`);
+    expect((await health.check({ service: "" })).status).toBe(Serving.SERVING);
+    const seen: Serving[] = [];
+    const watching = (async () => {
+      try {
+        for await (const update of health.watch({ service: "segments.v1.MembershipService" })) seen.push(update.status);
+      } catch {
+        // The forced shutdown cancels the stream; that is the point.
+      }
+    })();
+    await expect.poll(() => seen.length).toBe(1);
+    main.child.kill("SIGTERM");
+    expect(await main.exited).toBe(0);
+    await watching;
+    health.close();
+    expect(seen).toEqual([Serving.SERVING, Serving.NOT_SERVING]);
+    expect(main.logs.map((l) => l.msg)).toEqual(expect.arrayContaining(["shutting down", "stopped"]));
+  });
+});
+
+describe("configuration errors", () => {
+  it("exits with status 2 naming the variable", async () => {
+    const child = spawn(process.execPath, ["--import", "tsx", "src/main.ts"], {
+      env: { PATH: process.env.PATH ?? "", GRPC_PORT: "seventy" },
+      stdio: ["ignore", "ignore", "pipe"],
+    });
+    let stderr = "";
+    child.stderr.on("data", (chunk: Buffer) => {
+      stderr += chunk.toString();
+    });
+    const code = await new Promise((resolve) => child.once("exit", resolve));
+    expect(code).toBe(2);
+    expect(stderr).toContain("GRPC_PORT must be an integer from 0 to 65535");
+  });
+});
