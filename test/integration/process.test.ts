@@ -4,7 +4,7 @@
  * even with a stream open.
  */
 import { type ChildProcess, execFile, spawn } from "node:child_process";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
@@ -78,6 +78,19 @@ describe("the service process", () => {
       "segments.v1.SegmentService",
     ]);
     expect(stdout).toContain("segments.v1.MembershipService/CheckMembership");
+  });
+
+  it("runs the README's buf curl session as written", async () => {
+    const readme = await readFile("README.md", "utf8");
+    const block = /<!-- session:start -->\n```sh\n([\s\S]*?)```\n<!-- session:end -->/.exec(readme)?.[1];
+    expect(block, "README has a session block").toBeDefined();
+    const script = `set -euo pipefail\n${(block ?? "").replaceAll("127.0.0.1:50051", `127.0.0.1:${main.port}`)}`;
+    const { stdout, stderr } = await run("bash", ["-c", script]);
+    expect(stdout).toContain("segments.v1.SegmentService/CreateSegment");
+    expect(stdout).toMatch(/"member": true/);
+    expect(stdout.replace(/\s+/g, "")).toContain('"members":[true,false,true]');
+    // buf curl prints a failed call's status on stderr.
+    expect(stderr).toContain('"code": "invalid_argument"');
   });
 
   it("reports NOT_SERVING, then stops within the grace period on SIGTERM despite an open stream", async () => {
