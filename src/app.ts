@@ -6,6 +6,7 @@ import { mkdir } from "node:fs/promises";
 import type { Logger } from "pino";
 import { type Config, redactUrl } from "./config.js";
 import { GrpcServer } from "./grpc/server.js";
+import { startHttpServer } from "./http/http-server.js";
 import { MembershipService } from "./service/membership-service.js";
 import { SegmentService } from "./service/segment-service.js";
 import { loadState } from "./service/segment-state.js";
@@ -19,6 +20,8 @@ import { SegmentStore } from "./store/segment-store.js";
 export interface App {
   /** The port gRPC is bound to. */
   readonly grpcPort: number;
+  /** The port /healthz and /metrics are served on. */
+  readonly httpPort: number;
   readonly server: GrpcServer;
   /** Drains gRPC (up to the grace period), then closes the database. */
   close(): Promise<void>;
@@ -38,12 +41,16 @@ export async function startApp(config: Config, log: Logger, clock: () => Date = 
     const membership = new MembershipService(state, config.maxIdsPerCall);
     const server = new GrpcServer({ segments, membership, state, log, maxMessageBytes: config.maxMessageBytes });
     const grpcPort = await server.listen(config.grpcHost, config.grpcPort);
-    log.info({ host: config.grpcHost, port: grpcPort, store: db.kind }, "serving gRPC");
+    const http = await startHttpServer({ state, health: server.health, calls: server.calls }, config.grpcHost, config.httpPort);
+    log.info({ host: config.grpcHost, port: grpcPort, httpPort: http.port, store: db.kind }, "serving gRPC");
     return {
       grpcPort,
+      httpPort: http.port,
       server,
       close: async () => {
         await server.shutdown(config.shutdownGraceMs);
+        http.server.close();
+        http.server.closeAllConnections();
         await db.close();
       },
     };

@@ -8,6 +8,8 @@ export interface Config {
   grpcHost: string;
   /** 0 asks the OS for a free port (tests). */
   grpcPort: number;
+  /** Port of the HTTP side server (/healthz, /metrics); 0 picks a free one. */
+  httpPort: number;
   /** Set → node `pg` against a real Postgres; unset → embedded PGlite in `dataDir`. */
   databaseUrl: string | undefined;
   dataDir: string;
@@ -38,6 +40,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   return {
     grpcHost: nonEmpty(env.GRPC_HOST) ?? "127.0.0.1",
     grpcPort: integer(env, "GRPC_PORT", 50051, 0, 65535),
+    httpPort: integer(env, "HTTP_PORT", 9464, 0, 65535),
     databaseUrl,
     dataDir: nonEmpty(env.DATA_DIR) ?? "./data",
     logLevel,

@@ -21,6 +21,11 @@ export class HealthState {
     return this.statuses.get(service) ?? ServingStatus.SERVICE_UNKNOWN;
   }
 
+  /** Whether the server as a whole is serving. */
+  isServing(): boolean {
+    return this.get("") === ServingStatus.SERVING;
+  }
+
   /** Marks every service NOT_SERVING (shutdown). */
   stopServing(): void {
     for (const name of this.statuses.keys()) this.statuses.set(name, ServingStatus.NOT_SERVING);

@@ -14,6 +14,7 @@ import type { MembershipService } from "../service/membership-service.js";
 import type { SegmentService } from "../service/segment-service.js";
 import type { SegmentState } from "../service/segment-state.js";
 import { addService, type CallObserver } from "./adapter.js";
+import { CallStats } from "./call-stats.js";
 import { HealthState } from "./health.js";
 import { membershipHandlers } from "./membership-handlers.js";
 import { addReflection } from "./reflection.js";
@@ -32,6 +33,7 @@ export interface GrpcServerDeps {
 /** A running gRPC server. */
 export class GrpcServer {
   readonly health = new HealthState([SegmentServiceDesc.typeName, MembershipServiceDesc.typeName]);
+  readonly calls = new CallStats();
   private readonly server: grpc.Server;
 
   constructor(private readonly deps: GrpcServerDeps) {
@@ -39,7 +41,7 @@ export class GrpcServer {
       "grpc.max_receive_message_length": deps.maxMessageBytes,
       "grpc.max_send_message_length": deps.maxMessageBytes,
     });
-    const options = { log: deps.log, observe: observer(deps.log) };
+    const options = { log: deps.log, observe: observer(deps.log, this.calls) };
     addService(this.server, SegmentServiceDesc, segmentHandlers(deps.segments, deps.state), options);
     addService(this.server, MembershipServiceDesc, membershipHandlers(deps.membership), options);
     addService(this.server, Health, this.health.handlers(), options);
@@ -73,8 +75,9 @@ export class GrpcServer {
   }
 }
 
-function observer(log: Logger): CallObserver {
+function observer(log: Logger, calls: CallStats): CallObserver {
   return (code, durationNs, ctx, error) => {
+    calls.record(ctx.method, code);
     if (error !== undefined && isUnexpected(error)) {
       ctx.log.error({ err: error, code: grpc.status[code] }, "call failed unexpectedly");
     } else if (log.isLevelEnabled("debug")) {

@@ -18,6 +18,7 @@ const run = promisify(execFile);
 interface Running {
   child: ChildProcess;
   port: number;
+  httpPort: number;
   logs: Record<string, unknown>[];
   exited: Promise<number | null>;
 }
@@ -25,20 +26,20 @@ interface Running {
 /** Starts `src/main.ts` with `env` and resolves once it logs that it serves gRPC. */
 async function startMain(env: Record<string, string>): Promise<Running> {
   const child = spawn(process.execPath, ["--import", "tsx", "src/main.ts"], {
-    env: { PATH: process.env.PATH ?? "", GRPC_PORT: "0", LOG_LEVEL: "info", ...env },
+    env: { PATH: process.env.PATH ?? "", GRPC_PORT: "0", HTTP_PORT: "0", LOG_LEVEL: "info", ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
   const logs: Record<string, unknown>[] = [];
   const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
-  const port = await new Promise<number>((resolve, reject) => {
+  const serving = await new Promise<Record<string, unknown>>((resolve, reject) => {
     createInterface({ input: child.stdout as NodeJS.ReadableStream }).on("line", (line) => {
       const entry = JSON.parse(line) as Record<string, unknown>;
       logs.push(entry);
-      if (entry.msg === "serving gRPC") resolve(entry.port as number);
+      if (entry.msg === "serving gRPC") resolve(entry);
     });
     exited.then((code) => reject(new Error(`exited with ${code} before serving`)));
   });
-  return { child, port, logs, exited };
+  return { child, port: serving.port as number, httpPort: serving.httpPort as number, logs, exited };
 }
 
 describe("the service process", () => {
@@ -91,6 +92,18 @@ describe("the service process", () => {
     expect(stdout.replace(/\s+/g, "")).toContain('"members":[true,false,true]');
     // buf curl prints a failed call's status on stderr.
     expect(stderr).toContain('"code": "invalid_argument"');
+  });
+
+  it("serves /healthz and Prometheus /metrics on the HTTP port", async () => {
+    const base = `http://127.0.0.1:${main.httpPort}`;
+    const healthz = await fetch(`${base}/healthz`);
+    expect(healthz.status).toBe(200);
+    const metrics = await (await fetch(`${base}/metrics`)).text();
+    // The README session above added alice, bob and carol and removed bob.
+    expect(metrics).toContain("segments_users 3\n");
+    expect(metrics).toContain("segments_members 2\n");
+    expect(metrics).toMatch(/segments_grpc_calls_total\{method="segments.v1.SegmentService\/AddMembers",code="OK"\} 1\n/);
+    expect((await fetch(`${base}/nope`)).status).toBe(404);
   });
 
   it("reports NOT_SERVING, then stops within the grace period on SIGTERM despite an open stream", async () => {

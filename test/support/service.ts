@@ -24,7 +24,7 @@ export interface TestService {
 
 /** Starts the service on `store` (extra settings in `env`). */
 export async function startService(store: TestStore, env: Record<string, string> = {}): Promise<TestService> {
-  const config = loadConfig({ GRPC_PORT: "0", SHUTDOWN_GRACE_MS: "2000", ...store.env, ...env });
+  const config = loadConfig({ GRPC_PORT: "0", HTTP_PORT: "0", SHUTDOWN_GRACE_MS: "2000", ...store.env, ...env });
   const app = await startApp(config, pino({ level: process.env.TEST_LOG_LEVEL ?? "silent" }));
   const address = `127.0.0.1:${app.grpcPort}`;
   const segments = createClient(SegmentService, address);
