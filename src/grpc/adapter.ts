@@ -24,7 +24,7 @@ export interface CallContext {
   readonly requestId: string;
   readonly method: string;
   readonly metadata: grpc.Metadata;
-  /** Aborted when the client cancels or the deadline passes. */
+  /** Aborted when the client cancels or the deadline passes (created on first use). */
   readonly signal: AbortSignal;
   /** A child logger carrying the request id and method (built on first use). */
   readonly log: Logger;
@@ -111,19 +111,32 @@ type AnyCall =
   | grpc.ServerWritableStream<unknown, unknown>;
 
 function context(method: DescMethod, call: AnyCall, baseLog: Logger): CallContext {
-  const controller = new AbortController();
-  (call as grpc.ServerUnaryCall<unknown, unknown>).on("cancelled", () => controller.abort(new Error("cancelled by the client")));
-  const given = call.metadata.get("x-request-id")[0];
-  const requestId = typeof given === "string" && given.length > 0 && given.length <= 128 ? given : randomUUID();
   const name = `${method.parent.typeName}/${method.name}`;
+  // Request id, logger and abort signal are built on first use: the hot path needs none of them.
+  let requestId: string | undefined;
   let log: Logger | undefined;
+  let signal: AbortSignal | undefined;
   return {
-    requestId,
     method: name,
     metadata: call.metadata,
-    signal: controller.signal,
+    get requestId() {
+      if (requestId === undefined) {
+        const given = call.metadata.get("x-request-id")[0];
+        requestId = typeof given === "string" && given.length > 0 && given.length <= 128 ? given : randomUUID();
+      }
+      return requestId;
+    },
+    get signal() {
+      if (signal === undefined) {
+        const controller = new AbortController();
+        if (call.cancelled) controller.abort(new Error("cancelled by the client"));
+        else (call as grpc.ServerUnaryCall<unknown, unknown>).on("cancelled", () => controller.abort(new Error("cancelled by the client")));
+        signal = controller.signal;
+      }
+      return signal;
+    },
     get log() {
-      log ??= baseLog.child({ requestId, method: name });
+      log ??= baseLog.child({ requestId: this.requestId, method: name });
       return log;
     },
   };

@@ -3,55 +3,28 @@
  * server, lists its services over reflection to `buf curl`, and shuts down cleanly on SIGTERM
  * even with a stream open.
  */
-import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createInterface } from "node:readline";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ENTRY, type ServiceProcess, spawnService } from "../../bench/lib/service-process.js";
 import { createClient } from "../../src/client/client.js";
 import { Health, HealthCheckResponse_ServingStatus as Serving } from "../../src/gen/grpc/health/v1/health_pb.js";
 
 const run = promisify(execFile);
 
-interface Running {
-  child: ChildProcess;
-  port: number;
-  httpPort: number;
-  logs: Record<string, unknown>[];
-  exited: Promise<number | null>;
-}
-
-/** Starts `src/main.ts` with `env` and resolves once it logs that it serves gRPC. */
-async function startMain(env: Record<string, string>): Promise<Running> {
-  const child = spawn(process.execPath, ["--import", "tsx", "src/main.ts"], {
-    env: { PATH: process.env.PATH ?? "", GRPC_PORT: "0", HTTP_PORT: "0", LOG_LEVEL: "info", ...env },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  const logs: Record<string, unknown>[] = [];
-  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
-  const serving = await new Promise<Record<string, unknown>>((resolve, reject) => {
-    createInterface({ input: child.stdout as NodeJS.ReadableStream }).on("line", (line) => {
-      const entry = JSON.parse(line) as Record<string, unknown>;
-      logs.push(entry);
-      if (entry.msg === "serving gRPC") resolve(entry);
-    });
-    exited.then((code) => reject(new Error(`exited with ${code} before serving`)));
-  });
-  return { child, port: serving.port as number, httpPort: serving.httpPort as number, logs, exited };
-}
-
 describe("the service process", () => {
   let dataDir: string;
-  let main: Running;
+  let main: ServiceProcess;
 
   beforeAll(async () => {
     dataDir = await mkdtemp(join(tmpdir(), "segments-main-"));
-    main = await startMain({ DATA_DIR: dataDir, SHUTDOWN_GRACE_MS: "500" });
+    main = await spawnService({ DATA_DIR: dataDir, SHUTDOWN_GRACE_MS: "500" }, ENTRY.source);
   });
   afterAll(async () => {
-    main.child.kill("SIGKILL");
+    await main.stop("SIGKILL");
     await rm(dataDir, { recursive: true, force: true });
   });
 
@@ -64,7 +37,7 @@ describe("the service process", () => {
       "grpc",
       "--http2-prior-knowledge",
       "--list-methods",
-      `http://127.0.0.1:${main.port}`,
+      `http://127.0.0.1:${main.grpcPort}`,
     ]);
     const services = new Set(
       stdout
@@ -85,7 +58,7 @@ describe("the service process", () => {
     const readme = await readFile("README.md", "utf8");
     const block = /<!-- session:start -->\n```sh\n([\s\S]*?)```\n<!-- session:end -->/.exec(readme)?.[1];
     expect(block, "README has a session block").toBeDefined();
-    const script = `set -euo pipefail\n${(block ?? "").replaceAll("127.0.0.1:50051", `127.0.0.1:${main.port}`)}`;
+    const script = `set -euo pipefail\n${(block ?? "").replaceAll("127.0.0.1:50051", main.address)}`;
     const { stdout, stderr } = await run("bash", ["-c", script]);
     expect(stdout).toContain("segments.v1.SegmentService/CreateSegment");
     expect(stdout).toMatch(/"member": true/);
@@ -107,7 +80,7 @@ describe("the service process", () => {
   });
 
   it("reports NOT_SERVING, then stops within the grace period on SIGTERM despite an open stream", async () => {
-    const health = createClient(Health, `127.0.0.1:${main.port}`);
+    const health = createClient(Health, main.address);
     expect((await health.check({ service: "" })).status).toBe(Serving.SERVING);
     const seen: Serving[] = [];
     const watching = (async () => {
@@ -118,8 +91,7 @@ describe("the service process", () => {
       }
     })();
     await expect.poll(() => seen.length).toBe(1);
-    main.child.kill("SIGTERM");
-    expect(await main.exited).toBe(0);
+    expect(await main.stop("SIGTERM")).toBe(0);
     await watching;
     health.close();
     expect(seen).toEqual([Serving.SERVING, Serving.NOT_SERVING]);

@@ -1,0 +1,92 @@
+/**
+ * Baseline: "just query Postgres". A `membership(segment_id, uid)` table with a primary key, in a
+ * schema of its own, loaded with COPY. It is given integer uids: the id mapping our service does
+ * is not charged to it.
+ */
+
+import { Readable, Writable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import pg from "pg";
+import { from as copyFrom, to as copyTo } from "pg-copy-streams";
+
+/** A Postgres server holding the benchmark's membership table. */
+export class PostgresBaseline {
+  readonly schema = `segments_bench_${process.pid}`;
+
+  private constructor(
+    private readonly pool: pg.Pool,
+    readonly url: string,
+  ) {}
+
+  /** Connects and creates the table, or returns why the baseline is skipped. */
+  static async connect(url: string): Promise<PostgresBaseline | string> {
+    const pool = new pg.Pool({ connectionString: url, max: 2, connectionTimeoutMillis: 2_000 });
+    pool.on("error", () => undefined);
+    try {
+      const baseline = new PostgresBaseline(pool, url);
+      await pool.query(`DROP SCHEMA IF EXISTS ${baseline.schema} CASCADE; CREATE SCHEMA ${baseline.schema}`);
+      await pool.query(`CREATE TABLE ${baseline.table} (segment_id integer NOT NULL, uid integer NOT NULL, PRIMARY KEY (segment_id, uid))`);
+      return baseline;
+    } catch (error: unknown) {
+      await pool.end().catch(() => undefined);
+      return `Postgres at ${url} unreachable (${error instanceof Error ? error.message : String(error)})`;
+    }
+  }
+
+  /** The schema-qualified table name. */
+  get table(): string {
+    return `${this.schema}.membership`;
+  }
+
+  /** COPYs every member of `segmentId`; returns elapsed ms. */
+  async load(segmentId: number, batches: Iterable<number[]>): Promise<number> {
+    const started = performance.now();
+    const client = await this.pool.connect();
+    try {
+      const rows = Readable.from(
+        (function* () {
+          for (const batch of batches) yield batch.map((uid) => `${segmentId}\t${uid}\n`).join("");
+        })(),
+      );
+      await pipeline(rows, client.query(copyFrom(`COPY ${this.table} (segment_id, uid) FROM STDIN`)));
+    } finally {
+      client.release();
+    }
+    return performance.now() - started;
+  }
+
+  /** Table plus index size, in bytes. */
+  async relationSize(): Promise<number> {
+    await this.pool.query(`VACUUM ANALYZE ${this.table}`);
+    const rows = await this.pool.query<{ size: string }>("SELECT pg_total_relation_size($1::regclass) AS size", [this.table]);
+    return Number(rows.rows[0]?.size);
+  }
+
+  /** Reads every membership row out with COPY (what warming a cache from Postgres costs); ms. */
+  async scanAll(): Promise<number> {
+    const started = performance.now();
+    const client = await this.pool.connect();
+    try {
+      let bytes = 0;
+      await pipeline(
+        client.query(copyTo(`COPY (SELECT segment_id, uid FROM ${this.table}) TO STDOUT`)),
+        new Writable({
+          write(chunk: Buffer, _encoding, done) {
+            bytes += chunk.length;
+            done();
+          },
+        }),
+      );
+      if (bytes === 0) throw new Error("the membership table is empty");
+    } finally {
+      client.release();
+    }
+    return performance.now() - started;
+  }
+
+  /** Drops the schema and disconnects. */
+  async close(): Promise<void> {
+    await this.pool.query(`DROP SCHEMA IF EXISTS ${this.schema} CASCADE`);
+    await this.pool.end();
+  }
+}

@@ -1,0 +1,65 @@
+/**
+ * Baseline: "just put the set in Redis". One SET of external id strings per segment, loaded
+ * with pipelined SADDs; memory read from INFO. Keys are namespaced per run and deleted after.
+ */
+import { Redis } from "ioredis";
+import { userId } from "../lib/dataset.js";
+
+const SADD_IDS = 10_000;
+
+/** A Redis server holding the benchmark's sets. */
+export class RedisBaseline {
+  readonly prefix = `segments-bench:${process.pid}:`;
+
+  private constructor(
+    private readonly redis: Redis,
+    readonly url: string,
+  ) {}
+
+  /** Connects, or returns why the baseline is skipped. */
+  static async connect(url: string): Promise<RedisBaseline | string> {
+    const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: 2_000 });
+    redis.on("error", () => undefined);
+    try {
+      await redis.connect();
+      await redis.ping();
+      return new RedisBaseline(redis, url);
+    } catch (error: unknown) {
+      redis.disconnect();
+      return `Redis at ${url} unreachable (${error instanceof Error ? error.message : String(error)})`;
+    }
+  }
+
+  /** The key of a segment's set. */
+  key(segment: string): string {
+    return `${this.prefix}${segment}`;
+  }
+
+  /** SADDs every member (user numbers, in batches) as external id strings; returns elapsed ms. */
+  async load(segment: string, batches: Iterable<number[]>, seed: number): Promise<number> {
+    const started = performance.now();
+    for (const batch of batches) {
+      const pipeline = this.redis.pipeline();
+      for (let i = 0; i < batch.length; i += SADD_IDS) {
+        pipeline.sadd(this.key(segment), ...batch.slice(i, i + SADD_IDS).map((n) => userId(seed, n)));
+      }
+      await pipeline.exec();
+    }
+    return performance.now() - started;
+  }
+
+  /** `used_memory` from INFO memory, in bytes. */
+  async usedMemory(): Promise<number> {
+    const info = await this.redis.info("memory");
+    const match = /^used_memory:(\d+)/m.exec(info);
+    if (match?.[1] === undefined) throw new Error("INFO memory has no used_memory");
+    return Number(match[1]);
+  }
+
+  /** Deletes this run's keys and disconnects. */
+  async close(): Promise<void> {
+    const keys = await this.redis.keys(`${this.prefix}*`);
+    if (keys.length > 0) await this.redis.unlink(...keys);
+    this.redis.disconnect();
+  }
+}

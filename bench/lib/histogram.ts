@@ -1,0 +1,9 @@
+/** One HDR histogram shape for workers and the merge: 1 µs to 60 s at 3 significant digits. */
+import { build, type Histogram } from "hdr-histogram-js";
+
+export const MAX_US = 60_000_000;
+
+/** A new, empty latency histogram in microseconds. */
+export function latencyHistogram(): Histogram {
+  return build({ lowestDiscernibleValue: 1, highestTrackableValue: MAX_US, numberOfSignificantValueDigits: 3, autoResize: false });
+}

@@ -1,0 +1,103 @@
+/** Command-line options of `npm run bench`. */
+import { parseArgs } from "node:util";
+
+export const SCENARIOS = ["check", "bulk", "memory", "restart"] as const;
+/** A scenario name. */
+export type Scenario = (typeof SCENARIOS)[number];
+
+/** Everything a run is told. */
+export interface BenchOptions {
+  name: string;
+  scenarios: Scenario[];
+  users: number;
+  durationMs: number;
+  concurrency: number;
+  workers: number;
+  store: "pglite" | "postgres";
+  seed: number;
+  jsonFile: string;
+  resultsDir: string;
+  redisUrl: string;
+  databaseUrl: string;
+  updateReadme: boolean;
+}
+
+const HELP = `npm run bench -- [options]
+  --quick              every scenario at small size (100k users, 2 s per load figure)
+  --scenario a,b       subset of: ${SCENARIOS.join(", ")} (default: all)
+  --users N            users in the directory; the dense segment holds all of them (default 10,000,000)
+  --duration S         seconds per load measurement (default 10)
+  --concurrency N      calls in flight per load worker for the throughput figures (default 16)
+  --workers N          load-generating processes for the throughput figures (default 2)
+  --store S            pglite | postgres: the service's own store (default postgres)
+  --seed N             RNG seed for ids, memberships and lookups (default 873)
+  --name NAME          results go to bench/results/NAME.json (default: full, or quick)
+  --json FILE          also write the results to FILE
+  --results-dir DIR    where NAME.json goes (default bench/results)
+  --update-readme      rewrite the table in bench/README.md from this run
+Environment: REDIS_URL (default redis://127.0.0.1:6379), BENCH_DATABASE_URL (default
+postgres://postgres@127.0.0.1:5432/test): the baselines; each is skipped, with the reason
+printed, when it cannot be reached.`;
+
+/** Parses argv; prints help and exits on --help. */
+export function parseOptions(argv: string[]): BenchOptions {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      quick: { type: "boolean", default: false },
+      scenario: { type: "string" },
+      users: { type: "string" },
+      duration: { type: "string" },
+      concurrency: { type: "string" },
+      workers: { type: "string" },
+      store: { type: "string", default: "postgres" },
+      seed: { type: "string", default: "873" },
+      name: { type: "string" },
+      json: { type: "string", default: "" },
+      "results-dir": { type: "string", default: new URL("../results/", import.meta.url).pathname },
+      "update-readme": { type: "boolean", default: false },
+      help: { type: "boolean", default: false },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(`${HELP}\n`);
+    process.exit(0);
+  }
+  const scenarios = (values.scenario?.split(",") ?? [...SCENARIOS]).map((s) => s.trim());
+  for (const s of scenarios)
+    if (!(SCENARIOS as readonly string[]).includes(s)) fail(`unknown scenario ${s}; choose from ${SCENARIOS.join(", ")}`);
+  if (values.store !== "pglite" && values.store !== "postgres") fail("--store must be pglite or postgres");
+  return {
+    name: values.name ?? (values.quick ? "quick" : "full"),
+    scenarios: scenarios as Scenario[],
+    users: count(values.users, values.quick ? 100_000 : 10_000_000, "--users"),
+    durationMs: Math.round(1000 * positive(values.duration, values.quick ? 2 : 10, "--duration")),
+    concurrency: count(values.concurrency, 16, "--concurrency"),
+    workers: count(values.workers, 2, "--workers"),
+    store: values.store,
+    seed: count(values.seed, 873, "--seed"),
+    jsonFile: values.json,
+    resultsDir: values["results-dir"],
+    redisUrl: process.env.REDIS_URL ?? "redis://127.0.0.1:6379",
+    databaseUrl: process.env.BENCH_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test",
+    updateReadme: values["update-readme"],
+  };
+}
+
+function positive(raw: string | undefined, fallback: number, flag: string): number {
+  if (raw === undefined) return fallback;
+  const value = Number(raw.replaceAll("_", ""));
+  if (!(value > 0)) fail(`${flag} must be a positive number`);
+  return value;
+}
+
+function count(raw: string | undefined, fallback: number, flag: string): number {
+  const value = positive(raw, fallback, flag);
+  if (!Number.isInteger(value)) fail(`${flag} must be a whole number`);
+  return value;
+}
+
+function fail(message: string): never {
+  process.stderr.write(`${message}\n\n${HELP}\n`);
+  process.exit(2);
+}

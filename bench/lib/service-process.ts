@@ -1,0 +1,89 @@
+/**
+ * The service as a child process: spawned with an environment, ready once it logs "serving gRPC",
+ * stopped with a signal. The bench drives it this way so load generation never shares its event
+ * loop; the process tests use it to exercise the real entry point.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { createInterface } from "node:readline";
+
+/** A running service process. */
+export interface ServiceProcess {
+  child: ChildProcess;
+  grpcPort: number;
+  httpPort: number;
+  /** host:port of the gRPC server. */
+  address: string;
+  /** Every JSON log line so far. */
+  logs: Record<string, unknown>[];
+  /** Milliseconds from spawn to "serving gRPC". */
+  readyMs: number;
+  /** Resolves with the exit code once the process has exited. */
+  exited: Promise<number | null>;
+  /** Sends `signal` (default SIGTERM) and waits for the exit. */
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+  /** The numeric samples of /metrics, by name with labels. */
+  metrics(): Promise<Map<string, number>>;
+}
+
+/** How to run the entry point: the compiled build (bench) or the TypeScript source (tests). */
+export const ENTRY = {
+  dist: ["dist/main.js"],
+  source: ["--import", "tsx", "src/main.ts"],
+} as const;
+
+/** Starts the service with `env` on free ports and resolves once it serves. */
+export async function spawnService(env: Record<string, string>, entry: readonly string[] = ENTRY.dist): Promise<ServiceProcess> {
+  const started = performance.now();
+  const child = spawn(process.execPath, [...entry], {
+    env: { PATH: process.env.PATH ?? "", GRPC_PORT: "0", HTTP_PORT: "0", LOG_LEVEL: "info", ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const logs: Record<string, unknown>[] = [];
+  let stderr = "";
+  child.stderr?.on("data", (chunk: Buffer) => {
+    stderr = (stderr + chunk.toString()).slice(-4_000);
+  });
+  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+  const serving = await new Promise<Record<string, unknown>>((resolve, reject) => {
+    createInterface({ input: child.stdout as NodeJS.ReadableStream }).on("line", (line) => {
+      const entry = parseLog(line);
+      logs.push(entry);
+      if (entry.msg === "serving gRPC") resolve(entry);
+    });
+    exited.then((code) => reject(new Error(`service exited with ${code} before serving:\n${stderr}`)));
+  });
+  const grpcPort = serving.port as number;
+  const httpPort = serving.httpPort as number;
+  return {
+    child,
+    grpcPort,
+    httpPort,
+    address: `127.0.0.1:${grpcPort}`,
+    logs,
+    readyMs: performance.now() - started,
+    exited,
+    stop: async (signal = "SIGTERM") => {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      return exited;
+    },
+    metrics: async () => parseMetrics(await (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text()),
+  };
+}
+
+function parseLog(line: string): Record<string, unknown> {
+  try {
+    return JSON.parse(line) as Record<string, unknown>;
+  } catch {
+    return { msg: line };
+  }
+}
+
+function parseMetrics(text: string): Map<string, number> {
+  const samples = new Map<string, number>();
+  for (const line of text.split("\n")) {
+    if (line === "" || line.startsWith("#")) continue;
+    const space = line.lastIndexOf(" ");
+    samples.set(line.slice(0, space), Number(line.slice(space + 1)));
+  }
+  return samples;
+}

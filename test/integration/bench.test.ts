@@ -1,0 +1,68 @@
+/**
+ * The benchmark harness end to end at a tiny size: it must run every scenario and produce a row
+ * per figure and baseline. No timing is asserted here; the numbers belong to `npm run bench`.
+ */
+import { execFile } from "node:child_process";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { RunResult } from "../../bench/lib/report.js";
+
+const run = promisify(execFile);
+
+describe("npm run bench", () => {
+  let dir: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), "segments-bench-test-"));
+  });
+  afterAll(() => rm(dir, { recursive: true, force: true }));
+
+  const bench = async (args: string[], env: Record<string, string> = {}) => {
+    const { stdout } = await run("npm", ["run", "bench", "--", "--users", "3000", "--duration", "0.3", "--results-dir", dir, ...args], {
+      env: { ...process.env, ...env },
+      maxBuffer: 16 * 1024 * 1024,
+    });
+    return stdout;
+  };
+
+  it("runs every scenario against every reachable baseline and writes the results", async () => {
+    const stdout = await bench(["--name", "tiny", "--workers", "1", "--concurrency", "2", "--json", join(dir, "copy.json")]);
+    const result = JSON.parse(await readFile(join(dir, "tiny.json"), "utf8")) as RunResult;
+    expect(await readFile(join(dir, "copy.json"), "utf8")).toEqual(await readFile(join(dir, "tiny.json"), "utf8"));
+    expect(result.skipped).toEqual([]);
+    expect(new Set(result.rows.map((r) => r.scenario))).toEqual(new Set(["bulk", "check", "memory", "restart"]));
+    const baselines = new Set(result.rows.map((r) => r.baseline));
+    expect(baselines).toEqual(
+      new Set([
+        "Redis SADD, pipelined",
+        "Postgres COPY",
+        "gRPC floor (no-op health check)",
+        "Redis SISMEMBER",
+        "Postgres PK lookup",
+        "Redis used_memory growth",
+        "Postgres table + PK index",
+        "Postgres: COPY every membership row out",
+      ]),
+    );
+    for (const row of result.rows) {
+      expect(row.ours, `${row.scenario} ${row.figure}`).toBeGreaterThan(0);
+      expect(row.baselineValue, `${row.scenario} ${row.figure} vs ${row.baseline}`).toBeGreaterThan(0);
+    }
+    expect(result.dataset).toMatchObject({ users: 3000 });
+    expect(stdout).toContain("| check | p50 latency, 1 in flight |");
+  });
+
+  it("still completes with Redis unreachable, and says why its column is empty", async () => {
+    const stdout = await bench(["--name", "no-redis", "--scenario", "memory"], { REDIS_URL: "redis://127.0.0.1:1" });
+    const result = JSON.parse(await readFile(join(dir, "no-redis.json"), "utf8")) as RunResult;
+    expect(result.skipped).toHaveLength(1);
+    expect(result.skipped[0]).toContain("Redis at redis://127.0.0.1:1 unreachable");
+    const redisRows = result.rows.filter((r) => r.baseline.startsWith("Redis"));
+    expect(redisRows.length).toBeGreaterThan(0);
+    for (const row of redisRows) expect(row.baselineValue).toBeUndefined();
+    expect(stdout).toContain("Skipped baseline: Redis at redis://127.0.0.1:1 unreachable");
+    expect(stdout).toMatch(/\| Redis used_memory growth \| skipped \| — \|/);
+  });
+});
