@@ -55,3 +55,17 @@ export interface Segment {
 
 /** What caused a membership change, kept in the change log. */
 export type ChangeTrigger = "ADD" | "REMOVE" | "IMPORT" | "QUERY" | "SUBTRACT" | "EVALUATION" | "SCHEDULE" | "ROLLBACK";
+
+/** What a segment audit entry records. */
+export type HistoryAction = "CREATE" | "UPDATE" | "ACTIVATE" | "PAUSE" | "RESUME" | "ARCHIVE" | "RESTORE";
+
+/** One audit entry: a change to a segment's definition or status. */
+export interface HistoryEntry {
+  at: Date;
+  action: HistoryAction;
+  /** Who asked, as far as the service knows; empty when unknown. */
+  caller: string;
+  fromStatus: SegmentStatus | null;
+  toStatus: SegmentStatus;
+  changedFields: string[];
+}

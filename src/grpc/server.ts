@@ -10,6 +10,7 @@ import {
   MembershipService as MembershipServiceDesc,
 } from "../gen/segments/v1/membership_service_pb.js";
 import { file_segments_v1_segment_service, SegmentService as SegmentServiceDesc } from "../gen/segments/v1/segment_service_pb.js";
+import type { MemberService } from "../service/member-service.js";
 import type { MembershipService } from "../service/membership-service.js";
 import type { SegmentService } from "../service/segment-service.js";
 import type { SegmentState } from "../service/segment-state.js";
@@ -24,6 +25,7 @@ import { isUnexpected } from "./status.js";
 /** What the server serves. */
 export interface GrpcServerDeps {
   segments: SegmentService;
+  members: MemberService;
   membership: MembershipService;
   state: SegmentState;
   log: Logger;
@@ -42,7 +44,7 @@ export class GrpcServer {
       "grpc.max_send_message_length": deps.maxMessageBytes,
     });
     const options = { log: deps.log, observe: observer(deps.log, this.calls) };
-    addService(this.server, SegmentServiceDesc, segmentHandlers(deps.segments, deps.state), options);
+    addService(this.server, SegmentServiceDesc, segmentHandlers(deps), options);
     addService(this.server, MembershipServiceDesc, membershipHandlers(deps.membership), options);
     addService(this.server, Health, this.health.handlers(), options);
     addReflection(this.server, [file_segments_v1_segment_service, file_segments_v1_membership_service, file_grpc_health_v1_health]);

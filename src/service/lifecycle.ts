@@ -3,19 +3,24 @@
  * DRAFT → ACTIVE ⇄ PAUSED; DRAFT, ACTIVE, PAUSED → ARCHIVED; ARCHIVED → PAUSED (restore).
  */
 import { FailedPreconditionError } from "../errors.js";
-import type { SegmentStatus } from "../model.js";
+import type { HistoryAction, SegmentStatus } from "../model.js";
 
 /** A lifecycle operation, named as its RPC. */
 export type Transition = "ActivateSegment" | "PauseSegment" | "ResumeSegment" | "ArchiveSegment" | "RestoreSegment";
 
-const TRANSITIONS: Record<Transition, { from: readonly SegmentStatus[]; to: SegmentStatus }> = {
-  ActivateSegment: { from: ["DRAFT"], to: "ACTIVE" },
-  PauseSegment: { from: ["ACTIVE"], to: "PAUSED" },
-  ResumeSegment: { from: ["PAUSED"], to: "ACTIVE" },
-  ArchiveSegment: { from: ["DRAFT", "ACTIVE", "PAUSED"], to: "ARCHIVED" },
+const TRANSITIONS: Record<Transition, { from: readonly SegmentStatus[]; to: SegmentStatus; action: HistoryAction }> = {
+  ActivateSegment: { from: ["DRAFT"], to: "ACTIVE", action: "ACTIVATE" },
+  PauseSegment: { from: ["ACTIVE"], to: "PAUSED", action: "PAUSE" },
+  ResumeSegment: { from: ["PAUSED"], to: "ACTIVE", action: "RESUME" },
+  ArchiveSegment: { from: ["DRAFT", "ACTIVE", "PAUSED"], to: "ARCHIVED", action: "ARCHIVE" },
   // Restored segments come back paused, so nothing starts targeting them by surprise.
-  RestoreSegment: { from: ["ARCHIVED"], to: "PAUSED" },
+  RestoreSegment: { from: ["ARCHIVED"], to: "PAUSED", action: "RESTORE" },
 };
+
+/** The audit action a transition records. */
+export function transitionAction(transition: Transition): HistoryAction {
+  return TRANSITIONS[transition].action;
+}
 
 /** The operations allowed on a segment in `status`, for error messages. */
 export function allowedTransitions(status: SegmentStatus): Transition[] {

@@ -1,21 +1,20 @@
 /**
- * Admin use cases: segment definitions, lifecycle and member management. Every mutation follows
- * the write-ahead rule: take the segment's lock, commit to the store, then publish in memory.
+ * Segment definitions and lifecycle: create, read, list, update, delete, the five transitions,
+ * and the audit trail every one of those writes in the same transaction as its change.
  */
 import { FailedPreconditionError, InvalidArgumentError } from "../errors.js";
-import { addDelta, applyDelta, bitmapOf, encodeBitmap, type MembershipDelta, removeDelta } from "../index/membership.js";
-import type { ChangeTrigger, QueryDefinition, Schedule, Segment, SegmentStatus, SegmentType } from "../model.js";
-import type { Queryable } from "../store/database.js";
-import type { SegmentStore, UserRow } from "../store/segment-store.js";
+import type { HistoryEntry, QueryDefinition, Schedule, Segment, SegmentStatus, SegmentType } from "../model.js";
+import type { SegmentStore } from "../store/segment-store.js";
 import { newSegmentId } from "./ids.js";
-import { KeyedMutex } from "./keyed-mutex.js";
-import { nextStatus, type Transition } from "./lifecycle.js";
+import type { KeyedMutex } from "./keyed-mutex.js";
+import { nextStatus, type Transition, transitionAction } from "./lifecycle.js";
 import { type ListSegmentsPage, type ListSegmentsQuery, listSegmentsPage } from "./list-segments.js";
+import { decodeHistoryToken, encodeHistoryToken, type HistoryPage, historyPageSize } from "./segment-history.js";
 import type { SegmentState } from "./segment-state.js";
-import { checkQuery, checkSchedule, checkUserIds, validDescription, validName } from "./validation.js";
+import { checkQuery, checkSchedule, validDescription, validName } from "./validation.js";
 
-/** What CreateSegment takes. */
-export interface CreateSegmentInput {
+/** A segment's editable definition. */
+export interface SegmentDefinition {
   name: string;
   description: string;
   type: SegmentType | undefined;
@@ -23,31 +22,34 @@ export interface CreateSegmentInput {
   schedule: Schedule | null;
 }
 
-/** The outcome of AddMembers / RemoveMembers. */
-export interface MemberChangeResult {
-  added: number;
-  removed: number;
-  unchanged: number;
-  version: number;
-  memberCount: number;
-}
+/** The UpdateSegment mask paths. */
+export const UPDATE_PATHS = ["name", "description", "type", "query", "schedule"] as const;
+type UpdatePath = (typeof UPDATE_PATHS)[number];
+
+/** Where each field may change (issue: name and description anywhere but ARCHIVED, …). */
+const EDITABLE_IN: Record<UpdatePath, readonly SegmentStatus[]> = {
+  name: ["DRAFT", "ACTIVE", "PAUSED"],
+  description: ["DRAFT", "ACTIVE", "PAUSED"],
+  type: ["DRAFT"],
+  query: ["DRAFT", "PAUSED"],
+  schedule: ["DRAFT", "PAUSED"],
+};
 
 /** Dependencies, built by the composition root. */
 export interface SegmentServiceDeps {
   state: SegmentState;
   store: SegmentStore;
   clock: () => Date;
-  maxIdsPerCall: number;
+  /** Shared with MemberService: lifecycle and member changes of one segment serialize. */
+  locks: KeyedMutex;
 }
 
-/** Segment definitions, lifecycle and member management. */
+/** Segment definitions, lifecycle and audit trail. */
 export class SegmentService {
-  private readonly locks = new KeyedMutex();
-
   constructor(private readonly deps: SegmentServiceDeps) {}
 
   /** Creates a segment in DRAFT. */
-  async createSegment(input: CreateSegmentInput): Promise<Segment> {
+  async createSegment(input: SegmentDefinition, caller: string): Promise<Segment> {
     const name = validName(input.name);
     const description = validDescription(input.description);
     if (input.type === undefined) throw new InvalidArgumentError("type", "is required: STATIC, DYNAMIC or EVERYONE");
@@ -69,7 +71,9 @@ export class SegmentService {
       archivedAt: null,
       lastEvaluation: null,
     };
-    await this.deps.store.insertSegment(segment);
+    const fields = ["name", "type", ...(description === "" ? [] : ["description"]), ...(input.query === null ? [] : ["query"])];
+    if (input.schedule !== null) fields.push("schedule");
+    await this.deps.store.insertSegment(segment, entry(now, "CREATE", caller, null, "DRAFT", fields));
     this.deps.state.segments.set(segment.id, segment);
     return segment;
   }
@@ -84,117 +88,88 @@ export class SegmentService {
     return listSegmentsPage(this.deps.state.segments.values(), query);
   }
 
-  /** Moves a segment through its lifecycle (activate, pause, resume, archive, restore). */
-  async transition(id: string, transition: Transition): Promise<Segment> {
+  /** Changes the fields named in `paths` to the values in `input`. */
+  async updateSegment(id: string, paths: readonly string[], input: SegmentDefinition, caller: string): Promise<Segment> {
+    const mask = checkMask(paths);
     this.deps.state.require(id);
-    return this.locks.run(id, async () => {
+    return this.deps.locks.run(id, async () => {
       const segment = this.deps.state.require(id);
-      const status = nextStatus(segment.status, transition);
-      if (transition === "ActivateSegment" && segment.type === "DYNAMIC" && segment.query === null) {
+      for (const path of mask) {
+        if (!EDITABLE_IN[path].includes(segment.status)) {
+          throw new FailedPreconditionError(
+            "status",
+            `${path} cannot change while the segment is ${segment.status}; it can change in ${EDITABLE_IN[path].join(", ")}`,
+          );
+        }
+      }
+      const next = applyUpdate(segment, mask, input);
+      const changed = mask.filter((path) => JSON.stringify(next[fieldOf(path)]) !== JSON.stringify(segment[fieldOf(path)]));
+      if (changed.length === 0) return segment;
+      const now = this.deps.clock();
+      const updated: Segment = { ...next, updatedAt: now };
+      await this.deps.store.updateSegment(updated, entry(now, "UPDATE", caller, segment.status, segment.status, changed));
+      this.deps.state.segments.set(id, updated);
+      return updated;
+    });
+  }
+
+  /** Deletes a DRAFT segment and everything stored about it; other statuses must be archived. */
+  async deleteSegment(id: string): Promise<void> {
+    this.deps.state.require(id);
+    await this.deps.locks.run(id, async () => {
+      const segment = this.deps.state.require(id);
+      if (segment.status !== "DRAFT") {
         throw new FailedPreconditionError(
-          "query",
-          "a DYNAMIC segment needs a query before it can be activated; set one with UpdateSegment",
+          "status",
+          `DeleteSegment removes DRAFT segments only; this one is ${segment.status}: archive it instead (ArchiveSegment keeps its data and can be undone)`,
         );
       }
+      await this.deps.store.deleteSegment(id);
+      this.deps.state.segments.delete(id);
+      this.deps.state.bitmaps.delete(id);
+    });
+  }
+
+  /** Moves a segment through its lifecycle (activate, pause, resume, archive, restore). */
+  async transition(id: string, transition: Transition, caller: string): Promise<Segment> {
+    this.deps.state.require(id);
+    return this.deps.locks.run(id, async () => {
+      const segment = this.deps.state.require(id);
+      const status = nextStatus(segment.status, transition);
+      if (status === "ACTIVE") checkActivatable(segment, transition);
       const now = this.deps.clock();
-      const archivedAt = status === "ARCHIVED" ? now : status === segment.status ? segment.archivedAt : null;
+      const archivedAt = status === "ARCHIVED" ? now : null;
       const next: Segment = { ...segment, status, updatedAt: now, archivedAt };
-      await this.deps.store.updateSegment(next);
+      await this.deps.store.updateSegment(next, entry(now, transitionAction(transition), caller, segment.status, status, []));
       this.deps.state.segments.set(id, next);
       return next;
     });
   }
 
-  /** Adds users to a STATIC segment; one call is one atomic version. */
-  async addMembers(id: string, userIds: readonly string[], trigger: ChangeTrigger = "ADD"): Promise<MemberChangeResult> {
-    checkUserIds(userIds, this.deps.maxIdsPerCall);
-    return this.changeMembers(id, "AddMembers", trigger, async (segment, tx) => {
-      const { directory, bitmaps } = this.deps.state;
-      const uids: number[] = [];
-      const unknown = new Set<string>();
-      for (const userId of userIds) {
-        const uid = directory.lookup(userId);
-        if (uid === undefined) unknown.add(userId);
-        else uids.push(uid);
-      }
-      // New users get their uid in the same transaction as the change that first names them.
-      const newUsers = await this.deps.store.resolveNewUsers(tx, [...unknown]);
-      for (const row of newUsers) uids.push(row.uid);
-      const requested = bitmapOf(Uint32Array.from(uids));
-      return { requested: requested.size, delta: addDelta(bitmaps.get(segment.id), requested), newUsers };
-    });
-  }
-
-  /** Removes users from a STATIC segment; unknown users are simply not members. */
-  async removeMembers(id: string, userIds: readonly string[], trigger: ChangeTrigger = "REMOVE"): Promise<MemberChangeResult> {
-    checkUserIds(userIds, this.deps.maxIdsPerCall);
-    return this.changeMembers(id, "RemoveMembers", trigger, async (segment) => {
-      const { directory, bitmaps } = this.deps.state;
-      const distinct = new Set(userIds);
-      const uids: number[] = [];
-      for (const userId of distinct) {
-        const uid = directory.lookup(userId);
-        if (uid !== undefined) uids.push(uid);
-      }
-      return { requested: distinct.size, delta: removeDelta(bitmaps.get(segment.id), bitmapOf(Uint32Array.from(uids))), newUsers: [] };
-    });
-  }
-
-  /**
-   * The shared write path of member operations: under the segment's lock, compute the delta,
-   * and when it changes anything append it as the next version, then publish it in memory.
-   * A change that changes nothing writes no version. New users enter the directory only after
-   * the commit, like everything else in memory.
-   */
-  private async changeMembers(
-    id: string,
-    operation: string,
-    trigger: ChangeTrigger,
-    compute: (segment: Segment, tx: Queryable) => Promise<{ requested: number; delta: MembershipDelta; newUsers: UserRow[] }>,
-  ): Promise<MemberChangeResult> {
+  /** One page of a segment's audit trail, newest first. */
+  async listHistory(id: string, pageSize: number, pageToken: string): Promise<HistoryPage> {
     this.deps.state.require(id);
-    return this.locks.run(id, async () => {
-      const segment = this.deps.state.require(id);
-      checkMembersEditable(segment, operation);
-      const current = this.deps.state.bitmaps.get(id);
-      const at = this.deps.clock();
-      const outcome = await this.deps.store.transaction(async (tx) => {
-        const { requested, delta, newUsers } = await compute(segment, tx);
-        if (delta.added.size === 0 && delta.removed.size === 0) return { requested, delta, newUsers, next: undefined };
-        const next = applyDelta(current, delta);
-        await this.deps.store.appendChange(tx, {
-          segmentId: id,
-          version: segment.version + 1,
-          added: encodeBitmap(delta.added),
-          removed: encodeBitmap(delta.removed),
-          addedCount: delta.added.size,
-          removedCount: delta.removed.size,
-          memberCount: next.size,
-          trigger,
-          at,
-        });
-        return { requested, delta, newUsers, next };
-      });
-      for (const user of outcome.newUsers) this.deps.state.directory.add(user.uid, user.external_id);
-      let published = segment;
-      if (outcome.next !== undefined) {
-        published = { ...segment, version: segment.version + 1, versionAt: at, memberCount: outcome.next.size };
-        this.deps.state.bitmaps.set(id, outcome.next);
-        this.deps.state.segments.set(id, published);
-      }
-      const added = outcome.delta.added.size;
-      const removed = outcome.delta.removed.size;
-      return {
-        added,
-        removed,
-        unchanged: outcome.requested - added - removed,
-        version: published.version,
-        memberCount: published.memberCount,
-      };
-    });
+    const size = historyPageSize(pageSize);
+    const before = decodeHistoryToken(pageToken, id);
+    const rows = await this.deps.store.listHistory(id, before, size + 1);
+    const entries = rows.slice(0, size);
+    const last = entries[entries.length - 1];
+    return { entries, nextPageToken: rows.length > size && last !== undefined ? encodeHistoryToken(last.seq, id) : "" };
   }
 }
 
+function entry(
+  at: Date,
+  action: HistoryEntry["action"],
+  caller: string,
+  from: SegmentStatus | null,
+  to: SegmentStatus,
+  fields: string[],
+): HistoryEntry {
+  return { at, action, caller, fromStatus: from, toStatus: to, changedFields: fields };
+}
+
+/** Request-level consistency of a definition (INVALID_ARGUMENT: the request itself is wrong). */
 function checkDefinition(type: SegmentType, query: QueryDefinition | null, schedule: Schedule | null): void {
   if (type !== "DYNAMIC" && query !== null)
     throw new InvalidArgumentError("query", `only DYNAMIC segments have a query; this one is ${type}`);
@@ -204,16 +179,64 @@ function checkDefinition(type: SegmentType, query: QueryDefinition | null, sched
   if (schedule !== null) checkSchedule(schedule);
 }
 
-const EDITABLE_MEMBERS: readonly SegmentStatus[] = ["DRAFT", "ACTIVE", "PAUSED"];
+/** What a segment needs before it may go live. */
+function checkActivatable(segment: Segment, transition: Transition): void {
+  if (segment.type === "DYNAMIC" && segment.query === null) {
+    throw new FailedPreconditionError("query", `${transition} needs a query on a DYNAMIC segment; set one with UpdateSegment first`);
+  }
+}
 
-function checkMembersEditable(segment: Segment, operation: string): void {
-  if (segment.type !== "STATIC") {
-    throw new FailedPreconditionError("type", `${operation} needs a STATIC segment; this one is ${segment.type}`);
+function checkMask(paths: readonly string[]): UpdatePath[] {
+  if (paths.length === 0) throw new InvalidArgumentError("update_mask", `must name at least one of ${UPDATE_PATHS.join(", ")}`);
+  for (const path of paths) {
+    if (!(UPDATE_PATHS as readonly string[]).includes(path)) {
+      throw new InvalidArgumentError("update_mask", `unknown path ${JSON.stringify(path)}; allowed: ${UPDATE_PATHS.join(", ")}`);
+    }
   }
-  if (!EDITABLE_MEMBERS.includes(segment.status)) {
-    throw new FailedPreconditionError(
-      "status",
-      `${operation} is not allowed: the segment is ${segment.status}; restore it first (members can change in ${EDITABLE_MEMBERS.join(", ")})`,
-    );
+  return [...new Set(paths)] as UpdatePath[];
+}
+
+function fieldOf(path: UpdatePath): keyof Segment {
+  return path;
+}
+
+/** The segment with the masked fields replaced, validated as a whole. */
+function applyUpdate(segment: Segment, mask: readonly UpdatePath[], input: SegmentDefinition): Segment {
+  const next = { ...segment };
+  for (const path of mask) {
+    switch (path) {
+      case "name":
+        next.name = validName(input.name, "segment.name");
+        break;
+      case "description":
+        next.description = validDescription(input.description, "segment.description");
+        break;
+      case "type":
+        if (input.type === undefined) throw new InvalidArgumentError("segment.type", "is required when update_mask names type");
+        if (segment.version > 0) {
+          throw new FailedPreconditionError(
+            "members",
+            `type cannot change once the segment has had members (it is at version ${segment.version})`,
+          );
+        }
+        next.type = input.type;
+        break;
+      case "query":
+        next.query = input.query;
+        break;
+      case "schedule":
+        next.schedule = input.schedule;
+        break;
+    }
   }
+  if (
+    !mask.includes("type") &&
+    next.type !== "DYNAMIC" &&
+    (mask.includes("query") || mask.includes("schedule")) &&
+    (next.query ?? next.schedule) !== null
+  ) {
+    throw new FailedPreconditionError("type", `a ${next.type} segment has no query or schedule; only DYNAMIC segments do`);
+  }
+  checkDefinition(next.type, next.query, next.schedule);
+  return next;
 }

@@ -3,7 +3,16 @@
  * take the Queryable to run on; the service decides where transactions begin and end.
  */
 import { AlreadyExistsError } from "../errors.js";
-import type { ChangeTrigger, EvaluationSummary, QueryDefinition, Segment, SegmentStatus, SegmentType } from "../model.js";
+import type {
+  ChangeTrigger,
+  EvaluationSummary,
+  HistoryAction,
+  HistoryEntry,
+  QueryDefinition,
+  Segment,
+  SegmentStatus,
+  SegmentType,
+} from "../model.js";
 import type { Database, Queryable } from "./database.js";
 import { isUniqueViolation } from "./sql-errors.js";
 
@@ -45,6 +54,16 @@ export interface StoredChange {
   removed: Uint8Array;
 }
 
+interface HistoryRow {
+  seq: number;
+  at: Date;
+  action: HistoryAction;
+  caller: string;
+  from_status: SegmentStatus | null;
+  to_status: SegmentStatus;
+  changed_fields: string[];
+}
+
 /** A user directory entry. */
 export interface UserRow {
   uid: number;
@@ -72,42 +91,66 @@ export class SegmentStore {
     return rows.map(toSegment);
   }
 
-  /** Inserts a new segment; a live segment with the same name → AlreadyExistsError. */
-  async insertSegment(segment: Segment): Promise<void> {
+  /** Inserts a new segment with its CREATE audit entry; a live segment with the same name → AlreadyExistsError. */
+  async insertSegment(segment: Segment, entry: HistoryEntry): Promise<void> {
     try {
-      await this.db.query(
-        `INSERT INTO segments (${SEGMENT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
-        Object.values(segmentParams(segment)),
-      );
+      await this.db.transaction(async (tx) => {
+        await tx.query(
+          `INSERT INTO segments (${SEGMENT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
+          Object.values(segmentParams(segment)),
+        );
+        await appendHistory(tx, segment.id, entry);
+      });
     } catch (error: unknown) {
       throw nameTaken(error, segment.name);
     }
   }
 
-  /** Writes a segment's definition and status (its membership counters move with appendChange). */
-  async updateSegment(segment: Segment): Promise<void> {
+  /** Writes a segment's definition and status with the audit entry that explains it. */
+  async updateSegment(segment: Segment, entry: HistoryEntry): Promise<void> {
     const p = segmentParams(segment);
     try {
-      await this.db.query(
-        `UPDATE segments SET name = $2, description = $3, type = $4, status = $5, query = $6, schedule_cron = $7,
-           schedule_time_zone = $8, updated_at = $9, archived_at = $10, last_evaluation = $11 WHERE id = $1`,
-        [
-          p.id,
-          p.name,
-          p.description,
-          p.type,
-          p.status,
-          p.query,
-          p.schedule_cron,
-          p.schedule_time_zone,
-          p.updated_at,
-          p.archived_at,
-          p.last_evaluation,
-        ],
-      );
+      await this.db.transaction(async (tx) => {
+        await tx.query(
+          `UPDATE segments SET name = $2, description = $3, type = $4, status = $5, query = $6, schedule_cron = $7,
+             schedule_time_zone = $8, updated_at = $9, archived_at = $10, last_evaluation = $11 WHERE id = $1`,
+          [
+            p.id,
+            p.name,
+            p.description,
+            p.type,
+            p.status,
+            p.query,
+            p.schedule_cron,
+            p.schedule_time_zone,
+            p.updated_at,
+            p.archived_at,
+            p.last_evaluation,
+          ],
+        );
+        await appendHistory(tx, segment.id, entry);
+      });
     } catch (error: unknown) {
       throw nameTaken(error, segment.name);
     }
+  }
+
+  /** Up to `limit` audit entries of a segment, newest first, older than `beforeSeq` (0: from the newest). */
+  async listHistory(segmentId: string, beforeSeq: number, limit: number): Promise<(HistoryEntry & { seq: number })[]> {
+    const rows = await this.db.query<HistoryRow>(
+      `SELECT seq, at, action, caller, from_status, to_status, changed_fields FROM segment_history
+       WHERE segment_id = $1 AND ($2::bigint = 0 OR seq < $2) ORDER BY seq DESC LIMIT $3`,
+      [segmentId, beforeSeq, limit],
+    );
+    return rows.map((row) => ({
+      seq: row.seq,
+      at: row.at,
+      action: row.action,
+      caller: row.caller,
+      fromStatus: row.from_status,
+      toStatus: row.to_status,
+      changedFields: row.changed_fields,
+    }));
   }
 
   /** Deletes a segment and its history. */
@@ -223,6 +266,14 @@ function toSegment(row: SegmentRow): Segment {
     archivedAt: row.archived_at,
     lastEvaluation: row.last_evaluation === null ? null : { ...row.last_evaluation, startedAt: new Date(row.last_evaluation.startedAt) },
   };
+}
+
+async function appendHistory(tx: Queryable, segmentId: string, entry: HistoryEntry): Promise<void> {
+  await tx.query(
+    `INSERT INTO segment_history (segment_id, at, action, caller, from_status, to_status, changed_fields)
+     VALUES ($1, $2, $3, $4, $5, $6, $7::text[])`,
+    [segmentId, entry.at, entry.action, entry.caller, entry.fromStatus, entry.toStatus, entry.changedFields],
+  );
 }
 
 function nameTaken(error: unknown, name: string): unknown {

@@ -658,7 +658,8 @@ export type SegmentHistoryEntry = Message<"segments.v1.SegmentHistoryEntry"> & {
   time?: Timestamp | undefined;
 
   /**
-   * The authenticated principal that made the change; empty when authentication is disabled.
+   * Who made the change: the caller's `x-caller` request metadata, as declared by the client (at
+   * most 256 characters; there is no authentication yet); empty when not given.
    *
    * @generated from field: string caller = 2;
    */
