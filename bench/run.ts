@@ -10,15 +10,20 @@ import { parseOptions, type Scenario } from "./lib/options.js";
 import { machine, markdownTable, type Row, type RunResult, writeResult } from "./lib/report.js";
 import { bulk } from "./scenarios/bulk.js";
 import { check } from "./scenarios/check.js";
+import { importScenario } from "./scenarios/import.js";
 import { memory } from "./scenarios/memory.js";
 import { restart } from "./scenarios/restart.js";
+import { subtractScenario } from "./scenarios/subtract.js";
 import { updateReadme } from "./update-readme.js";
 
-// Order matters: memory is read before restart, which replaces the process.
+// Runs in this order: memory reads the three dataset segments before import and subtract add
+// more; restart, which replaces the process, comes last.
 const SCENARIO_RUNNERS: Record<Scenario, (ctx: BenchContext, log: (line: string) => void) => Promise<Row[]>> = {
   bulk,
   check,
   memory,
+  import: importScenario,
+  subtract: subtractScenario,
   restart,
 };
 

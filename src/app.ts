@@ -7,7 +7,9 @@ import type { Logger } from "pino";
 import { type Config, redactUrl } from "./config.js";
 import { GrpcServer } from "./grpc/server.js";
 import { startHttpServer } from "./http/http-server.js";
+import { Compactor } from "./service/compaction.js";
 import { KeyedMutex } from "./service/keyed-mutex.js";
+import { MemberReads } from "./service/member-reads.js";
 import { MemberService } from "./service/member-service.js";
 import { MembershipService } from "./service/membership-service.js";
 import { SegmentService } from "./service/segment-service.js";
@@ -43,7 +45,16 @@ export async function startApp(config: Config, log: Logger, clock: () => Date = 
     const segments = new SegmentService({ state, store, clock, locks });
     const members = new MemberService({ state, store, clock, locks, maxIdsPerCall: config.maxIdsPerCall });
     const membership = new MembershipService(state, config.maxIdsPerCall);
-    const server = new GrpcServer({ segments, members, membership, state, log, maxMessageBytes: config.maxMessageBytes });
+    const reads = new MemberReads(state, store);
+    const compactor = new Compactor({
+      state,
+      store,
+      clock,
+      log,
+      policy: { maxChanges: config.snapshotEveryChanges, minBytes: 1 << 20, retentionMs: config.historyRetentionMs },
+    });
+    compactor.start(config.compactionIntervalMs);
+    const server = new GrpcServer({ segments, members, reads, membership, state, log, maxMessageBytes: config.maxMessageBytes });
     const grpcPort = await server.listen(config.grpcHost, config.grpcPort);
     const http = await startHttpServer({ state, health: server.health, calls: server.calls }, config.grpcHost, config.httpPort);
     log.info({ host: config.grpcHost, port: grpcPort, httpPort: http.port, store: db.kind }, "serving gRPC");
@@ -53,6 +64,7 @@ export async function startApp(config: Config, log: Logger, clock: () => Date = 
       server,
       close: async () => {
         await server.shutdown(config.shutdownGraceMs);
+        await compactor.stop();
         http.server.close();
         http.server.closeAllConnections();
         await db.close();
@@ -64,7 +76,8 @@ export async function startApp(config: Config, log: Logger, clock: () => Date = 
   }
 }
 
-async function openDatabase(config: Config, log: Logger): Promise<Database> {
+/** The store the configuration names: Postgres when DATABASE_URL is set, else PGlite in DATA_DIR. */
+export async function openDatabase(config: Config, log: Logger): Promise<Database> {
   if (config.databaseUrl !== undefined) {
     log.info({ database: redactUrl(config.databaseUrl) }, "using Postgres");
     return new PostgresDatabase(config.databaseUrl, log);

@@ -20,6 +20,12 @@ export interface Config {
   maxMessageBytes: number;
   /** How long shutdown waits for in-flight calls before cancelling them. */
   shutdownGraceMs: number;
+  /** Membership history younger than this stays rebuildable (diff, rollback). */
+  historyRetentionMs: number;
+  /** How often compaction runs (snapshots, pruning). */
+  compactionIntervalMs: number;
+  /** Changes since the last snapshot that trigger a new one. */
+  snapshotEveryChanges: number;
 }
 
 /** A variable that failed validation; main prints it and exits non-zero. */
@@ -47,6 +53,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxIdsPerCall: integer(env, "MAX_IDS_PER_CALL", 100_000, 1, 10_000_000),
     maxMessageBytes: integer(env, "MAX_MESSAGE_BYTES", 64 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
     shutdownGraceMs: integer(env, "SHUTDOWN_GRACE_MS", 10_000, 0, 600_000),
+    historyRetentionMs: integer(env, "HISTORY_RETENTION_DAYS", 30, 1, 3650) * 86_400_000,
+    compactionIntervalMs: integer(env, "COMPACTION_INTERVAL_MS", 60_000, 100, 86_400_000),
+    snapshotEveryChanges: integer(env, "SNAPSHOT_EVERY_CHANGES", 200, 1, 1_000_000),
   };
 }
 

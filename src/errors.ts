@@ -73,3 +73,8 @@ export class UnavailableError extends DomainError {
     super(description, options);
   }
 }
+
+/** The caller went away (cancelled the call) before the change committed; nothing was applied. */
+export class CancelledError extends DomainError {
+  readonly reason = "CANCELLED";
+}

@@ -55,6 +55,16 @@ export class PostgresBaseline {
     return performance.now() - started;
   }
 
+  /** Counts the members of `from` not in `minus` with EXCEPT; returns elapsed ms. */
+  async exceptCount(from: number, minus: number): Promise<number> {
+    const started = performance.now();
+    await this.pool.query(
+      `SELECT count(*) FROM (SELECT uid FROM ${this.table} WHERE segment_id = $1 EXCEPT SELECT uid FROM ${this.table} WHERE segment_id = $2) d`,
+      [from, minus],
+    );
+    return performance.now() - started;
+  }
+
   /** Table plus index size, in bytes. */
   async relationSize(): Promise<number> {
     await this.pool.query(`VACUUM ANALYZE ${this.table}`);
@@ -62,26 +72,26 @@ export class PostgresBaseline {
     return Number(rows.rows[0]?.size);
   }
 
-  /** Reads every membership row out with COPY (what warming a cache from Postgres costs); ms. */
-  async scanAll(): Promise<number> {
+  /** Reads every membership row out with COPY (what warming a cache from Postgres costs). */
+  async scanAll(): Promise<{ ms: number; rows: number }> {
     const started = performance.now();
     const client = await this.pool.connect();
+    let rows = 0;
     try {
-      let bytes = 0;
       await pipeline(
         client.query(copyTo(`COPY (SELECT segment_id, uid FROM ${this.table}) TO STDOUT`)),
         new Writable({
           write(chunk: Buffer, _encoding, done) {
-            bytes += chunk.length;
+            for (let i = chunk.indexOf(0x0a); i >= 0; i = chunk.indexOf(0x0a, i + 1)) rows++;
             done();
           },
         }),
       );
-      if (bytes === 0) throw new Error("the membership table is empty");
+      if (rows === 0) throw new Error("the membership table is empty");
     } finally {
       client.release();
     }
-    return performance.now() - started;
+    return { ms: performance.now() - started, rows };
   }
 
   /** Drops the schema and disconnects. */

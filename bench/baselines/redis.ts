@@ -48,6 +48,13 @@ export class RedisBaseline {
     return performance.now() - started;
   }
 
+  /** SDIFFSTORE into `dest`; returns elapsed ms. */
+  async diffStore(dest: string, from: string, minus: string): Promise<number> {
+    const started = performance.now();
+    await this.redis.sdiffstore(this.key(dest), this.key(from), this.key(minus));
+    return performance.now() - started;
+  }
+
   /** `used_memory` from INFO memory, in bytes. */
   async usedMemory(): Promise<number> {
     const info = await this.redis.info("memory");

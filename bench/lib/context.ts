@@ -40,6 +40,8 @@ export interface BenchContext {
   skipped: string[];
   /** Service RSS and Redis used_memory before any data was loaded. */
   empty: { rss: number; redisUsedMemory: number | undefined };
+  /** What one scenario leaves for a later one (e.g. the imported segment `subtract` uses). */
+  extra: { importedAll?: string };
   /** Releases everything set-up made. */
   close(): Promise<void>;
 }
@@ -82,6 +84,7 @@ export async function setUp(options: BenchOptions, log: (line: string) => void):
     postgres,
     skipped,
     empty,
+    extra: {},
     close: async () => {
       await context.service.stop();
       await redis?.close();

@@ -1,7 +1,7 @@
 /** Command-line options of `npm run bench`. */
 import { parseArgs } from "node:util";
 
-export const SCENARIOS = ["check", "bulk", "memory", "restart"] as const;
+export const SCENARIOS = ["check", "bulk", "memory", "import", "subtract", "restart"] as const;
 /** A scenario name. */
 export type Scenario = (typeof SCENARIOS)[number];
 
@@ -20,6 +20,9 @@ export interface BenchOptions {
   redisUrl: string;
   databaseUrl: string;
   updateReadme: boolean;
+  /** Extra segments seeded into the store before the restart, and their members in all. */
+  restartSegments: number;
+  restartMembers: number;
 }
 
 const HELP = `npm run bench -- [options]
@@ -30,6 +33,8 @@ const HELP = `npm run bench -- [options]
   --concurrency N      calls in flight per load worker for the throughput figures (default 16)
   --workers N          load-generating processes for the throughput figures (default 2)
   --store S            pglite | postgres: the service's own store (default postgres)
+  --restart-segments N   segments added to the store before the restart (default 1,000; quick 100)
+  --restart-members N    their members in all (default 50,000,000; quick 500,000)
   --seed N             RNG seed for ids, memberships and lookups (default 873)
   --name NAME          results go to bench/results/NAME.json (default: full, or quick)
   --json FILE          also write the results to FILE
@@ -56,6 +61,8 @@ export function parseOptions(argv: string[]): BenchOptions {
       json: { type: "string", default: "" },
       "results-dir": { type: "string", default: new URL("../results/", import.meta.url).pathname },
       "update-readme": { type: "boolean", default: false },
+      "restart-segments": { type: "string" },
+      "restart-members": { type: "string" },
       help: { type: "boolean", default: false },
     },
   });
@@ -81,6 +88,8 @@ export function parseOptions(argv: string[]): BenchOptions {
     redisUrl: process.env.REDIS_URL ?? "redis://127.0.0.1:6379",
     databaseUrl: process.env.BENCH_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test",
     updateReadme: values["update-readme"],
+    restartSegments: whole(values["restart-segments"], values.quick ? 100 : 1_000, "--restart-segments"),
+    restartMembers: whole(values["restart-members"], values.quick ? 500_000 : 50_000_000, "--restart-members"),
   };
 }
 
@@ -95,6 +104,12 @@ function count(raw: string | undefined, fallback: number, flag: string): number 
   const value = positive(raw, fallback, flag);
   if (!Number.isInteger(value)) fail(`${flag} must be a whole number`);
   return value;
+}
+
+/** Like count, but 0 is allowed. */
+function whole(raw: string | undefined, fallback: number, flag: string): number {
+  if (raw === "0") return 0;
+  return count(raw, fallback, flag);
 }
 
 function fail(message: string): never {

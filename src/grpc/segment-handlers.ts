@@ -2,9 +2,10 @@
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { InvalidArgumentError } from "../errors.js";
 import { SegmentHistoryAction, type Segment as SegmentMessage, SegmentStatus } from "../gen/segments/v1/segment_pb.js";
-import type { SegmentService as SegmentServiceDesc } from "../gen/segments/v1/segment_service_pb.js";
+import { ImportMode, type SegmentService as SegmentServiceDesc } from "../gen/segments/v1/segment_service_pb.js";
 import type { Segment } from "../model.js";
-import type { MemberService } from "../service/member-service.js";
+import type { MemberReads } from "../service/member-reads.js";
+import type { MemberService, ImportMode as ServiceImportMode } from "../service/member-service.js";
 import type { SegmentDefinition, SegmentService } from "../service/segment-service.js";
 import type { SegmentState } from "../service/segment-state.js";
 import type { CallContext, ServiceHandlers } from "./adapter.js";
@@ -15,11 +16,12 @@ import { unimplemented } from "./unimplemented.js";
 export interface SegmentHandlerDeps {
   segments: SegmentService;
   members: MemberService;
+  reads: MemberReads;
   state: SegmentState;
 }
 
 /** Handlers for every SegmentService method. */
-export function segmentHandlers({ segments, members, state }: SegmentHandlerDeps): ServiceHandlers<typeof SegmentServiceDesc> {
+export function segmentHandlers({ segments, members, reads, state }: SegmentHandlerDeps): ServiceHandlers<typeof SegmentServiceDesc> {
   const wire = (segment: Segment) => ({ segment: segmentToProto(segment, state.directory.size) });
   return {
     createSegment: async (req, ctx) =>
@@ -84,15 +86,63 @@ export function segmentHandlers({ segments, members, state }: SegmentHandlerDeps
       const result = await members.removeMembers(req.segmentId, req.userIds);
       return counts(result, { removed: BigInt(result.removed) });
     },
-    importMembers: unimplemented("ImportMembers"),
-    listMembers: unimplemented("ListMembers"),
+    importMembers: async (requests, ctx) => {
+      const { first, rest } = await firstOf(requests);
+      const mode = importModeFromProto(first.mode);
+      const chunks = (async function* () {
+        yield first;
+        for await (const next of rest) {
+          if (next.segmentId !== "" && next.segmentId !== first.segmentId)
+            throw new InvalidArgumentError("segment_id", "must be the same in every message");
+          if (next.mode !== ImportMode.UNSPECIFIED && next.mode !== first.mode)
+            throw new InvalidArgumentError("mode", "must be the same in every message");
+          yield next;
+        }
+      })();
+      const result = await members.importMembers(first.segmentId, mode, chunks, ctx.signal);
+      return {
+        ...counts(result, { added: BigInt(result.added), removed: BigInt(result.removed) }),
+        invalid: BigInt(result.invalidCount),
+        invalidLines: result.invalid.map((entry) => ({ line: BigInt(entry.line), reason: entry.reason })),
+      };
+    },
+    listMembers: (req) => {
+      const page = reads.listMembers(req.segmentId, req.pageSize, req.pageToken);
+      return { userIds: page.userIds, nextPageToken: page.nextPageToken, version: BigInt(page.version) };
+    },
+    subtractSegment: async (req) => {
+      const result = await members.subtractSegment(req.segmentId, req.subtractSegmentId);
+      return {
+        removed: BigInt(result.removed),
+        version: BigInt(result.version),
+        memberCount: BigInt(result.memberCount),
+        subtractedVersion: BigInt(result.subtractedVersion),
+      };
+    },
+    diffMembership: async (req) => {
+      const page = await reads.diffMembership(req.segmentId, Number(req.fromVersion), Number(req.toVersion), req.pageSize, req.pageToken);
+      return {
+        enteredCount: BigInt(page.enteredCount),
+        leftCount: BigInt(page.leftCount),
+        enteredUserIds: page.entered,
+        leftUserIds: page.left,
+        nextPageToken: page.nextPageToken,
+        toVersion: BigInt(page.toVersion),
+      };
+    },
+    rollbackSegment: async (req) => {
+      const result = await members.rollback(req.segmentId, Number(req.toVersion));
+      return {
+        version: BigInt(result.version),
+        memberCount: BigInt(result.memberCount),
+        added: BigInt(result.added),
+        removed: BigInt(result.removed),
+      };
+    },
     populateFromQuery: unimplemented("PopulateFromQuery"),
-    subtractSegment: unimplemented("SubtractSegment"),
     evaluateSegment: unimplemented("EvaluateSegment"),
     previewQuery: unimplemented("PreviewQuery"),
     listEvaluations: unimplemented("ListEvaluations"),
-    diffMembership: unimplemented("DiffMembership"),
-    rollbackSegment: unimplemented("RollbackSegment"),
   };
 }
 
@@ -100,6 +150,22 @@ export function segmentHandlers({ segments, members, state }: SegmentHandlerDeps
 function caller(ctx: CallContext): string {
   const value = ctx.metadata.get("x-caller")[0];
   return typeof value === "string" ? value.slice(0, 256) : "";
+}
+
+/** The first message of a client stream (required) and an iterator over the rest. */
+async function firstOf<T>(stream: AsyncIterable<T>): Promise<{ first: T; rest: AsyncIterator<T> & AsyncIterable<T> }> {
+  const iterator = stream[Symbol.asyncIterator]();
+  const head = await iterator.next();
+  if (head.done === true) throw new InvalidArgumentError("segment_id", "the stream ended before its first message");
+  const rest = { next: () => iterator.next(), [Symbol.asyncIterator]: () => rest };
+  return { first: head.value, rest };
+}
+
+function importModeFromProto(mode: ImportMode): ServiceImportMode {
+  const name = ImportMode[mode] as string | undefined;
+  if (mode === ImportMode.UNSPECIFIED || name === undefined)
+    throw new InvalidArgumentError("mode", "is required in the first message: ADD, REMOVE or REPLACE");
+  return name as ServiceImportMode;
 }
 
 function definitionFromProto(segment: SegmentMessage | undefined): SegmentDefinition {

@@ -10,6 +10,7 @@ import {
   MembershipService as MembershipServiceDesc,
 } from "../gen/segments/v1/membership_service_pb.js";
 import { file_segments_v1_segment_service, SegmentService as SegmentServiceDesc } from "../gen/segments/v1/segment_service_pb.js";
+import type { MemberReads } from "../service/member-reads.js";
 import type { MemberService } from "../service/member-service.js";
 import type { MembershipService } from "../service/membership-service.js";
 import type { SegmentService } from "../service/segment-service.js";
@@ -26,6 +27,7 @@ import { isUnexpected } from "./status.js";
 export interface GrpcServerDeps {
   segments: SegmentService;
   members: MemberService;
+  reads: MemberReads;
   membership: MembershipService;
   state: SegmentState;
   log: Logger;

@@ -8,6 +8,7 @@ import { type Any, anyPack } from "@bufbuild/protobuf/wkt";
 import * as grpc from "@grpc/grpc-js";
 import {
   AlreadyExistsError,
+  CancelledError,
   DomainError,
   FailedPreconditionError,
   InvalidArgumentError,
@@ -92,6 +93,7 @@ function describe(error: unknown): { code: grpc.status; message: string; details
     };
   }
   if (error instanceof UnavailableError) return { code: grpc.status.UNAVAILABLE, message: error.message, details: [] };
+  if (error instanceof CancelledError) return { code: grpc.status.CANCELLED, message: error.message, details: [] };
   return { code: grpc.status.INTERNAL, message: "internal error; the request id is in the error details", details: [] };
 }
 

@@ -1,25 +1,99 @@
 /**
  * The user directory: external string ids ↔ dense uint32 uids. Every bitmap holds uids, so this
  * is the only place external ids live in memory. Pure: the store persists it, this only indexes.
+ *
+ * Built on typed arrays because a V8 Map stops at 2^24 entries and costs ~80 B per entry before
+ * the string itself; here a user costs its UTF-8 bytes plus about 15 bytes, for any count of uids.
+ * - Ids: records (one byte holding length − 1, then the UTF-8 bytes) appended to an arena of
+ *   16 MiB chunks. A record never straddles chunks, so position = chunk × 2^24 + offset (40 bits).
+ *   The arena never stores a record at position 0, so 0 marks a uid that was never assigned.
+ * - Per uid, in pages of 2^20 uids allocated as uids appear: the id's 32-bit hash and the low word
+ *   of its position side by side (the hash comparison then brings the position into cache), and
+ *   the position's high byte apart. Growing a page or adding one never copies the others.
+ * - A hash table: open addressing, linear probing, power-of-two `Uint32Array` of uid + 1 (0 is
+ *   empty), load ≤ 0.7, indexed by the hash's top bits. Doubling rehashes from the stored hashes;
+ *   because old slot i only feeds new slots near 2i, the new table is written nearly in order.
+ * - Hash: FNV-1a over the UTF-8 bytes, finished with murmur3's fmix32 so the top bits are good.
+ *   ASCII ids (all of the service's own datasets) are read with charCodeAt; only a non-ASCII id
+ *   goes through TextEncoder.encodeInto, which costs a call per id.
+ * Small directories stay small: the first arena chunk and each uid page start at the initial
+ * capacity and double up to their full size.
  */
+
+/** Bytes in an arena chunk; a position's low 24 bits are the offset inside its chunk. */
+const CHUNK_BYTES = 2 ** 24;
+/** 40-bit positions address 2^16 chunks (1 TiB). */
+const MAX_CHUNKS = 2 ** 16;
+const PAGE_BITS = 20;
+const PAGE_SIZE = 2 ** PAGE_BITS;
+const PAGE_MASK = PAGE_SIZE - 1;
+/** Ids are 1 to 256 bytes of UTF-8, so a record's length fits one byte as length − 1. */
+const MAX_ID_BYTES = 256;
+/** uid + 1 must fit a Uint32Array slot. */
+const MAX_UID = 2 ** 32 - 2;
+const MAX_LOAD = 0.7;
+const MIN_SLOTS = 16;
+const FNV_OFFSET = 0x811c9dc5;
+const FNV_PRIME = 0x01000193;
+/** With the u flag, a surrogate only matches when unpaired: such a string has no UTF-8 form. */
+const LONE_SURROGATE = /\p{Cs}/u;
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/** Options of a new directory. */
+export interface UserDirectoryOptions {
+  /** Users to make room for before the first growth (default 1024). */
+  initialCapacity?: number;
+}
+
+/** External ids ↔ uids for any number of users, in typed arrays. */
 export class UserDirectory {
-  private readonly uidById = new Map<string, number>();
-  private readonly idByUid: (string | undefined)[] = [];
+  private readonly arena: IdArena;
+  private readonly uids: UidRecords;
+  private slots: Uint32Array;
+  /** A hash's home slot is `hash >>> shift`: its top bits. */
+  private shift: number;
+  /** The table doubles before holding more than this many users. */
+  private limit: number;
   private count = 0;
+  private bound = 0;
+  /** The id being looked up or added, as UTF-8; its length, or −1 when it cannot be an id. */
+  private readonly scratch = new Uint8Array(MAX_ID_BYTES);
+  private scratchLength = 0;
+
+  constructor(options: UserDirectoryOptions = {}) {
+    const capacity = Math.max(1, Math.floor(options.initialCapacity ?? 1024));
+    this.arena = new IdArena(Math.min(CHUNK_BYTES, nextPowerOfTwo(capacity * 32)));
+    this.uids = new UidRecords(Math.min(PAGE_SIZE, nextPowerOfTwo(capacity)));
+    this.slots = new Uint32Array(Math.max(MIN_SLOTS, nextPowerOfTwo(Math.ceil(capacity / MAX_LOAD))));
+    this.shift = Math.clz32(this.slots.length) + 1;
+    this.limit = Math.floor(this.slots.length * MAX_LOAD);
+  }
 
   /** How many users are known. */
   get size(): number {
     return this.count;
   }
 
+  /** One more than the largest uid assigned (0 when empty): every uid lies below it. */
+  get uidBound(): number {
+    return this.bound;
+  }
+
   /** The uid of `externalId`, or undefined when the user has never been seen. */
   lookup(externalId: string): number | undefined {
-    return this.uidById.get(externalId);
+    const hash = this.encode(externalId);
+    if (this.scratchLength < 0) return undefined;
+    const entry = this.slots[this.probe(hash)] ?? 0;
+    return entry === 0 ? undefined : entry - 1;
   }
 
   /** The external id of `uid`, or undefined for a uid never assigned. */
   externalId(uid: number): string | undefined {
-    return this.idByUid[uid];
+    if (!isUid(uid)) return undefined;
+    const position = this.uids.position(uid);
+    return position === 0 ? undefined : this.arena.decode(position);
   }
 
   /**
@@ -27,13 +101,242 @@ export class UserDirectory {
    * the store and memory disagree, which must never be papered over.
    */
   add(uid: number, externalId: string): void {
-    const known = this.uidById.get(externalId);
-    if (known === uid) return;
-    if (known !== undefined || this.idByUid[uid] !== undefined) {
-      throw new Error(`user directory conflict: ${JSON.stringify(externalId)} ↔ uid ${uid}`);
+    if (!isUid(uid)) throw new RangeError(`user directory: uid ${uid} is not an integer in [0, 2^32 − 2]`);
+    const hash = this.encode(externalId);
+    if (this.scratchLength < 0) {
+      const shown = externalId.length > 64 ? `${externalId.slice(0, 64)}…` : externalId;
+      throw new RangeError(`user directory: external id ${JSON.stringify(shown)} is not 1–256 bytes of UTF-8`);
     }
-    this.uidById.set(externalId, uid);
-    this.idByUid[uid] = externalId;
+    let slot = this.probe(hash);
+    const entry = this.slots[slot] ?? 0;
+    if (entry === uid + 1) return;
+    if (entry !== 0) throw new Error(`user directory conflict: ${JSON.stringify(externalId)} has uid ${entry - 1}, not ${uid}`);
+    const taken = this.uids.position(uid);
+    if (taken !== 0) {
+      throw new Error(
+        `user directory conflict: uid ${uid} has ${JSON.stringify(this.arena.decode(taken))}, not ${JSON.stringify(externalId)}`,
+      );
+    }
+    if (this.count >= this.limit) {
+      this.grow();
+      slot = this.probe(hash);
+    }
+    this.uids.set(uid, hash, this.arena.append(this.scratch, this.scratchLength));
+    this.slots[slot] = uid + 1;
     this.count++;
+    if (uid >= this.bound) this.bound = uid + 1;
   }
+
+  /** Total bytes of every typed array held, for memory reporting. */
+  byteSize(): number {
+    return this.slots.byteLength + this.uids.byteSize() + this.arena.byteSize();
+  }
+
+  /** The slot holding the scratch id, or the empty slot where it belongs. */
+  private probe(hash: number): number {
+    const slots = this.slots;
+    const mask = slots.length - 1;
+    for (let slot = hash >>> this.shift; ; slot = (slot + 1) & mask) {
+      const entry = slots[slot] ?? 0;
+      if (entry === 0) return slot;
+      const uid = entry - 1;
+      // The stored hash rules out nearly every other id without touching its bytes.
+      if (this.uids.hash(uid) === hash && this.arena.equals(this.uids.position(uid), this.scratch, this.scratchLength)) return slot;
+    }
+  }
+
+  /** Doubles the table, re-placing every uid by its stored hash. */
+  private grow(): void {
+    const old = this.slots;
+    const slots = new Uint32Array(old.length * 2);
+    const shift = this.shift - 1;
+    const mask = slots.length - 1;
+    for (let i = 0; i < old.length; i++) {
+      const entry = old[i] ?? 0;
+      if (entry === 0) continue;
+      let slot = this.uids.hash(entry - 1) >>> shift;
+      while (slots[slot] !== 0) slot = (slot + 1) & mask;
+      slots[slot] = entry;
+    }
+    this.slots = slots;
+    this.shift = shift;
+    this.limit = Math.floor(slots.length * MAX_LOAD);
+  }
+
+  /** Writes `id` as UTF-8 into the scratch buffer and returns its hash; scratchLength −1 if it cannot be an id. */
+  private encode(id: string): number {
+    const length = id.length;
+    // UTF-8 never takes fewer bytes than UTF-16 units, so a longer string cannot be an id.
+    if (length === 0 || length > MAX_ID_BYTES) {
+      this.scratchLength = -1;
+      return 0;
+    }
+    const scratch = this.scratch;
+    let hash = FNV_OFFSET;
+    for (let i = 0; i < length; i++) {
+      const code = id.charCodeAt(i);
+      if (code >= 0x80) return this.encodeUtf8(id);
+      scratch[i] = code;
+      hash = Math.imul(hash ^ code, FNV_PRIME);
+    }
+    this.scratchLength = length;
+    return mix(hash);
+  }
+
+  /** encode()'s path for non-ASCII ids. */
+  private encodeUtf8(id: string): number {
+    const { read, written } = encoder.encodeInto(id, this.scratch);
+    // A partial read means more than 256 bytes; a lone surrogate would be stored as U+FFFD.
+    if (read < id.length || LONE_SURROGATE.test(id)) {
+      this.scratchLength = -1;
+      return 0;
+    }
+    let hash = FNV_OFFSET;
+    for (let i = 0; i < written; i++) hash = Math.imul(hash ^ (this.scratch[i] ?? 0), FNV_PRIME);
+    this.scratchLength = written;
+    return mix(hash);
+  }
+}
+
+/** Id records in fixed-size chunks: appending never moves what is stored. */
+class IdArena {
+  private readonly chunks: Uint8Array[];
+  /** Next free byte of the last chunk; byte 0 of chunk 0 stays unused so no record is at position 0. */
+  private fill = 1;
+
+  constructor(firstChunkBytes: number) {
+    this.chunks = [new Uint8Array(firstChunkBytes)];
+  }
+
+  /** Stores `bytes[0, length)` and returns the record's position. */
+  append(bytes: Uint8Array, length: number): number {
+    let chunk = this.chunks[this.chunks.length - 1] ?? this.roomFor(length + 1);
+    if (this.fill + 1 + length > chunk.length) chunk = this.roomFor(length + 1);
+    const start = this.fill;
+    chunk[start] = length - 1;
+    // A loop beats set(subarray()) here: ids are short and subarray allocates.
+    for (let i = 0; i < length; i++) chunk[start + 1 + i] = bytes[i] ?? 0;
+    this.fill = start + 1 + length;
+    return (this.chunks.length - 1) * CHUNK_BYTES + start;
+  }
+
+  /** Whether the record at `position` holds exactly `bytes[0, length)`. */
+  equals(position: number, bytes: Uint8Array, length: number): boolean {
+    const index = Math.floor(position / CHUNK_BYTES);
+    const chunk = this.chunks[index];
+    const start = position - index * CHUNK_BYTES + 1;
+    if (chunk === undefined || chunk[start - 1] !== length - 1) return false;
+    for (let i = 0; i < length; i++) if (chunk[start + i] !== bytes[i]) return false;
+    return true;
+  }
+
+  /** The id stored at `position`. */
+  decode(position: number): string {
+    const index = Math.floor(position / CHUNK_BYTES);
+    const chunk = this.chunks[index] ?? new Uint8Array(1);
+    const start = position - index * CHUNK_BYTES + 1;
+    return decoder.decode(chunk.subarray(start, start + (chunk[start - 1] ?? 0) + 1));
+  }
+
+  /** Bytes allocated, used or not. */
+  byteSize(): number {
+    let bytes = 0;
+    for (const chunk of this.chunks) bytes += chunk.byteLength;
+    return bytes;
+  }
+
+  /** A chunk with `need` free bytes at `fill`: the small first chunk doubled, or a new full one. */
+  private roomFor(need: number): Uint8Array {
+    const last = this.chunks.length - 1;
+    const current = this.chunks[last] ?? new Uint8Array(0);
+    if (this.fill + need <= CHUNK_BYTES) {
+      const grown = new Uint8Array(Math.min(CHUNK_BYTES, Math.max(current.length * 2, nextPowerOfTwo(this.fill + need))));
+      grown.set(current.subarray(0, this.fill));
+      this.chunks[last] = grown;
+      return grown;
+    }
+    if (this.chunks.length === MAX_CHUNKS) throw new RangeError("user directory: id arena is full (1 TiB)");
+    const fresh = new Uint8Array(CHUNK_BYTES);
+    this.chunks.push(fresh);
+    this.fill = 0;
+    return fresh;
+  }
+}
+
+/** Per uid: the id's hash and its record position (0 = never assigned), in pages of 2^20 uids. */
+class UidRecords {
+  /** Per page: [hash, position low word] for each uid. */
+  private readonly words: (Int32Array | undefined)[] = [];
+  /** Per page: the position's high byte for each uid. */
+  private readonly highs: (Uint8Array | undefined)[] = [];
+
+  constructor(private readonly firstPageSize: number) {}
+
+  /** The stored hash of an assigned `uid`. */
+  hash(uid: number): number {
+    return this.words[uid >>> PAGE_BITS]?.[(uid & PAGE_MASK) << 1] ?? 0;
+  }
+
+  /** The record position of `uid`, 0 when it was never assigned. */
+  position(uid: number): number {
+    const page = uid >>> PAGE_BITS;
+    const index = uid & PAGE_MASK;
+    const low = this.words[page]?.[(index << 1) + 1];
+    if (low === undefined) return 0;
+    return (this.highs[page]?.[index] ?? 0) * 2 ** 32 + (low >>> 0);
+  }
+
+  /** Assigns `uid` its hash and position. */
+  set(uid: number, hash: number, position: number): void {
+    const page = uid >>> PAGE_BITS;
+    const index = uid & PAGE_MASK;
+    let words = this.words[page];
+    let highs = this.highs[page];
+    if (words === undefined || highs === undefined || index >= highs.length) [words, highs] = this.grow(page, index);
+    words[index << 1] = hash;
+    words[(index << 1) + 1] = position % 2 ** 32;
+    highs[index] = Math.floor(position / 2 ** 32);
+  }
+
+  /** Bytes allocated, used or not. */
+  byteSize(): number {
+    let bytes = 0;
+    for (const page of this.words) bytes += page?.byteLength ?? 0;
+    for (const page of this.highs) bytes += page?.byteLength ?? 0;
+    return bytes;
+  }
+
+  /** Page `page`, grown to hold `index`: a page starts small and doubles up to 2^20 uids. */
+  private grow(page: number, index: number): [Int32Array, Uint8Array] {
+    const words = this.words[page];
+    const highs = this.highs[page];
+    const size = Math.min(PAGE_SIZE, Math.max((highs?.length ?? 0) * 2, this.firstPageSize, nextPowerOfTwo(index + 1)));
+    const grownWords = new Int32Array(size * 2);
+    const grownHighs = new Uint8Array(size);
+    if (words !== undefined) grownWords.set(words);
+    if (highs !== undefined) grownHighs.set(highs);
+    // Extended one slot at a time so the page lists stay dense arrays rather than dictionaries.
+    while (this.words.length <= page) this.words.push(undefined);
+    while (this.highs.length <= page) this.highs.push(undefined);
+    this.words[page] = grownWords;
+    this.highs[page] = grownHighs;
+    return [grownWords, grownHighs];
+  }
+}
+
+function isUid(uid: number): boolean {
+  return Number.isInteger(uid) && uid >= 0 && uid <= MAX_UID;
+}
+
+/** murmur3's fmix32: spreads FNV's weak high bits, which choose the slot. */
+function mix(hash: number): number {
+  let h = hash ^ (hash >>> 16);
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  return h ^ (h >>> 16);
+}
+
+function nextPowerOfTwo(n: number): number {
+  return n <= 1 ? 1 : 2 ** Math.ceil(Math.log2(n));
 }

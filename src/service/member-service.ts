@@ -1,23 +1,36 @@
 /**
- * Member management of STATIC segments. Every change follows the write-ahead rule: take the
- * segment's lock, commit the delta as the next version, then publish the new bitmap.
+ * Member changes: add, remove, import, subtract, rollback. Every one follows the write-ahead
+ * rule — take the segment's lock, commit the delta as the next version, then publish the new
+ * bitmap — and one call is one version (or none, when it changes nothing).
  */
-import { FailedPreconditionError } from "../errors.js";
+import { CancelledError, FailedPreconditionError, InvalidArgumentError, UnavailableError } from "../errors.js";
 import { addDelta, applyDelta, bitmapOf, encodeBitmap, type MembershipDelta, removeDelta } from "../index/membership.js";
-import type { ChangeTrigger, Segment, SegmentStatus } from "../model.js";
+import { RoaringBitmap32 } from "../index/roaring.js";
+import type { ChangeTrigger, Segment, SegmentStatus, SegmentType } from "../model.js";
 import type { Queryable } from "../store/database.js";
-import type { SegmentStore, UserRow } from "../store/segment-store.js";
+import { type SegmentStore, type UserRow, VersionConflictError } from "../store/segment-store.js";
+import { ImportParser, type InvalidEntry } from "./import-parser.js";
 import type { KeyedMutex } from "./keyed-mutex.js";
-import type { SegmentState } from "./segment-state.js";
+import { catchUp, type SegmentState } from "./segment-state.js";
 import { checkUserIds } from "./validation.js";
+import { membershipAt } from "./versions.js";
 
-/** The outcome of AddMembers / RemoveMembers. */
+/** The outcome of a member change. */
 export interface MemberChangeResult {
   added: number;
   removed: number;
   unchanged: number;
   version: number;
   memberCount: number;
+}
+
+/** How an import combines with the current membership. */
+export type ImportMode = "ADD" | "REMOVE" | "REPLACE";
+
+/** One message of an import stream. */
+export interface ImportChunk {
+  userIds: readonly string[];
+  text: Uint8Array;
 }
 
 /** Dependencies, built by the composition root. */
@@ -30,105 +43,234 @@ export interface MemberServiceDeps {
   maxIdsPerCall: number;
 }
 
-const EDITABLE_MEMBERS: readonly SegmentStatus[] = ["DRAFT", "ACTIVE", "PAUSED"];
+/** What a change computed inside its transaction. */
+interface Computed {
+  /** Distinct ids the call named (for `unchanged`). */
+  requested: number;
+  delta: MembershipDelta;
+  /** Users created by this change, to enter the directory after commit… */
+  newUsers?: UserRow[];
+  /** …or, for large imports, just their uids, read back after commit to bound memory. */
+  newUids?: RoaringBitmap32;
+}
 
-/** Adds and removes members of STATIC segments. */
+/** Computes a change's delta from the segment and its current bitmap, inside the transaction. */
+type Compute = (segment: Segment, current: RoaringBitmap32, tx: Queryable) => Promise<Computed>;
+
+const EDITABLE_MEMBERS: readonly SegmentStatus[] = ["DRAFT", "ACTIVE", "PAUSED"];
+const STATIC_ONLY: readonly SegmentType[] = ["STATIC"];
+const READBACK_PAGE = 50_000;
+
+/** Changes the membership of segments. */
 export class MemberService {
   constructor(private readonly deps: MemberServiceDeps) {}
 
-  /** Adds users to a STATIC segment; one call is one atomic version. */
-  async addMembers(id: string, userIds: readonly string[], trigger: ChangeTrigger = "ADD"): Promise<MemberChangeResult> {
+  /** Adds users to a STATIC segment; unknown users join the directory. */
+  async addMembers(id: string, userIds: readonly string[]): Promise<MemberChangeResult> {
     checkUserIds(userIds, this.deps.maxIdsPerCall);
-    return this.changeMembers(id, "AddMembers", trigger, async (segment, tx) => {
-      const { directory, bitmaps } = this.deps.state;
-      const uids: number[] = [];
-      const unknown = new Set<string>();
-      for (const userId of userIds) {
-        const uid = directory.lookup(userId);
-        if (uid === undefined) unknown.add(userId);
-        else uids.push(uid);
-      }
+    return this.change(id, "AddMembers", "ADD", STATIC_ONLY, async (_segment, current, tx) => {
+      const { uids, unknown } = this.resolveKnown(userIds);
       // New users get their uid in the same transaction as the change that first names them.
       const newUsers = await this.deps.store.resolveNewUsers(tx, [...unknown]);
       for (const row of newUsers) uids.push(row.uid);
       const requested = bitmapOf(Uint32Array.from(uids));
-      return { requested: requested.size, delta: addDelta(bitmaps.get(segment.id), requested), newUsers };
+      return { requested: requested.size, delta: addDelta(current, requested), newUsers };
     });
   }
 
   /** Removes users from a STATIC segment; unknown users are simply not members. */
-  async removeMembers(id: string, userIds: readonly string[], trigger: ChangeTrigger = "REMOVE"): Promise<MemberChangeResult> {
+  async removeMembers(id: string, userIds: readonly string[]): Promise<MemberChangeResult> {
     checkUserIds(userIds, this.deps.maxIdsPerCall);
-    return this.changeMembers(id, "RemoveMembers", trigger, async (segment) => {
-      const { directory, bitmaps } = this.deps.state;
-      const distinct = new Set(userIds);
-      const uids: number[] = [];
-      for (const userId of distinct) {
-        const uid = directory.lookup(userId);
-        if (uid !== undefined) uids.push(uid);
-      }
-      return { requested: distinct.size, delta: removeDelta(bitmaps.get(segment.id), bitmapOf(Uint32Array.from(uids))), newUsers: [] };
+    return this.change(id, "RemoveMembers", "REMOVE", STATIC_ONLY, async (_segment, current) => {
+      const { uids, unknown } = this.resolveKnown(userIds);
+      const requested = bitmapOf(Uint32Array.from(uids));
+      return { requested: requested.size + unknown.size, delta: removeDelta(current, requested) };
     });
   }
 
   /**
-   * The shared write path: under the segment's lock, compute the delta, and when it changes
-   * anything append it as the next version, then publish it. A change that changes nothing
-   * writes no version. New users enter the directory only after the commit.
+   * Streams an import into one version. The segment's lock and one transaction are held for the
+   * whole stream; nothing is visible before the commit, nothing is applied if the stream fails
+   * or is cancelled. Memory: the message being read plus bitmaps of uids.
    */
-  private async changeMembers(
+  async importMembers(
+    id: string,
+    mode: ImportMode,
+    chunks: AsyncIterable<ImportChunk>,
+    signal: AbortSignal,
+  ): Promise<MemberChangeResult & { invalidCount: number; invalid: InvalidEntry[] }> {
+    const parser = new ImportParser();
+    const result = await this.change(id, "ImportMembers", "IMPORT", STATIC_ONLY, async (_segment, current, tx) => {
+      const requested = new RoaringBitmap32();
+      const newUids = new RoaringBitmap32();
+      const take = async (ids: string[]) => {
+        const { uids, unknown } = this.resolveKnown(ids);
+        requested.addMany(uids);
+        if (mode === "REMOVE") {
+          // Removing creates no users; unknown ids only count (once each) as unchanged.
+          await this.deps.store.stageUnknownIds(tx, [...unknown]);
+          return;
+        }
+        for (const row of await this.deps.store.resolveNewUsers(tx, [...unknown])) {
+          requested.add(row.uid);
+          if (this.deps.state.directory.externalId(row.uid) === undefined) newUids.add(row.uid);
+        }
+      };
+      for await (const chunk of chunks) {
+        if (chunk.userIds.length > this.deps.maxIdsPerCall) {
+          throw new InvalidArgumentError(
+            "user_ids",
+            `${chunk.userIds.length} ids in one message is over the limit of ${this.deps.maxIdsPerCall}`,
+          );
+        }
+        await take(parser.push(chunk.userIds, chunk.text));
+      }
+      await take(parser.finish());
+      const staged = await this.deps.store.resolveStagedIds(tx);
+      requested.addMany(staged.uids);
+      // A cancelled client stream can look like a normal end: never commit on its behalf.
+      if (signal.aborted) throw new CancelledError("the import was cancelled; nothing was applied");
+      const delta: MembershipDelta =
+        mode === "ADD"
+          ? addDelta(current, requested)
+          : mode === "REMOVE"
+            ? removeDelta(current, requested)
+            : { added: RoaringBitmap32.andNot(requested, current), removed: RoaringBitmap32.andNot(current, requested) };
+      // REMOVE counts unknown ids as unchanged; REPLACE's removals are members it did not name.
+      const named = requested.size + staged.unknown + (mode === "REPLACE" ? delta.removed.size : 0);
+      return { requested: named, delta, newUids };
+    });
+    return { ...result, invalidCount: parser.invalidCount, invalid: parser.invalid };
+  }
+
+  /** A := A − B. B may be any type (EVERYONE empties A) but not a DRAFT. */
+  async subtractSegment(id: string, subtractId: string): Promise<MemberChangeResult & { subtractedVersion: number }> {
+    if (id === subtractId) throw new InvalidArgumentError("subtract_segment_id", "must differ from segment_id");
+    const { state } = this.deps;
+    state.require(subtractId, "subtract_segment_id");
+    let subtractedVersion = 0;
+    const result = await this.change(id, "SubtractSegment", "SUBTRACT", STATIC_ONLY, async (_segment, current) => {
+      const other = state.require(subtractId, "subtract_segment_id");
+      if (other.status === "DRAFT") {
+        throw new FailedPreconditionError(
+          "status",
+          `segment ${subtractId} is DRAFT; only ACTIVE, PAUSED or ARCHIVED segments can be subtracted`,
+        );
+      }
+      subtractedVersion = other.version;
+      const removing = other.type === "EVERYONE" ? current : state.bitmaps.get(subtractId);
+      return { requested: 0, delta: removeDelta(current, removing) };
+    });
+    return { ...result, unchanged: 0, subtractedVersion };
+  }
+
+  /** Restores the membership of an earlier version as a new version. */
+  async rollback(id: string, toVersion: number): Promise<MemberChangeResult> {
+    return this.change(id, "RollbackSegment", "ROLLBACK", ["STATIC", "DYNAMIC"], async (segment, current, tx) => {
+      const target = await membershipAt(this.deps.store, segment, current, toVersion, "to_version", tx);
+      return { requested: 0, delta: { added: RoaringBitmap32.andNot(target, current), removed: RoaringBitmap32.andNot(current, target) } };
+    });
+  }
+
+  /** Splits ids into known uids and unknown distinct ids. */
+  private resolveKnown(userIds: readonly string[]): { uids: number[]; unknown: Set<string> } {
+    const { directory } = this.deps.state;
+    const uids: number[] = [];
+    const unknown = new Set<string>();
+    for (const userId of userIds) {
+      const uid = directory.lookup(userId);
+      if (uid === undefined) unknown.add(userId);
+      else uids.push(uid);
+    }
+    return { uids, unknown };
+  }
+
+  /**
+   * The shared write path: under the segment's lock, compute the delta in a transaction and,
+   * when it changes anything, append it as the next version; after COMMIT, publish the bitmap
+   * and enter new users in the directory. A change that changes nothing writes no version.
+   */
+  private async change(
     id: string,
     operation: string,
     trigger: ChangeTrigger,
-    compute: (segment: Segment, tx: Queryable) => Promise<{ requested: number; delta: MembershipDelta; newUsers: UserRow[] }>,
+    types: readonly SegmentType[],
+    compute: Compute,
   ): Promise<MemberChangeResult> {
     const { state, store, locks } = this.deps;
     state.require(id);
     return locks.run(id, async () => {
-      const segment = state.require(id);
-      checkMembersEditable(segment, operation);
-      const current = state.bitmaps.get(id);
-      const at = this.deps.clock();
-      const outcome = await store.transaction(async (tx) => {
-        const { requested, delta, newUsers } = await compute(segment, tx);
-        if (delta.added.size === 0 && delta.removed.size === 0) return { requested, delta, newUsers, next: undefined };
-        const next = applyDelta(current, delta);
-        await store.appendChange(tx, {
-          segmentId: id,
-          version: segment.version + 1,
-          added: encodeBitmap(delta.added),
-          removed: encodeBitmap(delta.removed),
-          addedCount: delta.added.size,
-          removedCount: delta.removed.size,
-          memberCount: next.size,
-          trigger,
-          at,
-        });
-        return { requested, delta, newUsers, next };
-      });
-      for (const user of outcome.newUsers) state.directory.add(user.uid, user.external_id);
-      let published = segment;
-      if (outcome.next !== undefined) {
-        published = { ...segment, version: segment.version + 1, versionAt: at, memberCount: outcome.next.size };
-        state.bitmaps.set(id, outcome.next);
-        state.segments.set(id, published);
+      try {
+        return await this.changeLocked(id, operation, trigger, types, compute);
+      } catch (error: unknown) {
+        if (!(error instanceof VersionConflictError)) throw error;
+        await catchUp(store, state, id);
+        throw new UnavailableError("the segment was changed by another writer; memory has caught up, retry the call", { cause: error });
       }
-      const added = outcome.delta.added.size;
-      const removed = outcome.delta.removed.size;
-      return {
+    });
+  }
+
+  /** The body of `change`, run under the segment's lock. */
+  private async changeLocked(
+    id: string,
+    operation: string,
+    trigger: ChangeTrigger,
+    types: readonly SegmentType[],
+    compute: Compute,
+  ): Promise<MemberChangeResult> {
+    const { state, store } = this.deps;
+    const segment = state.require(id);
+    checkMembersEditable(segment, operation, types);
+    const current = state.bitmaps.get(id);
+    const { computed, next, bytes, at } = await store.transaction(async (tx) => {
+      const computed = await compute(segment, current, tx);
+      const { delta } = computed;
+      const at = this.deps.clock();
+      if (delta.added.size === 0 && delta.removed.size === 0) return { computed, next: undefined, bytes: 0, at };
+      const next = applyDelta(current, delta);
+      const added = encodeBitmap(delta.added);
+      const removed = encodeBitmap(delta.removed);
+      await store.appendChange(tx, {
+        segmentId: id,
+        version: segment.version + 1,
         added,
         removed,
-        unchanged: outcome.requested - added - removed,
-        version: published.version,
-        memberCount: published.memberCount,
-      };
+        addedCount: delta.added.size,
+        removedCount: delta.removed.size,
+        memberCount: next.size,
+        trigger,
+        at,
+      });
+      return { computed, next, bytes: added.byteLength + removed.byteLength, at };
     });
+    let published = segment;
+    if (next !== undefined) {
+      published = { ...segment, version: segment.version + 1, versionAt: at, memberCount: next.size };
+      state.publishMembership(published, next, bytes);
+    }
+    // After publishing: the version is committed, so memory must move on even if this fails.
+    await this.enterNewUsers(computed);
+    const added = computed.delta.added.size;
+    const removed = computed.delta.removed.size;
+    const unchanged = Math.max(0, computed.requested - added - removed);
+    return { added, removed, unchanged, version: published.version, memberCount: published.memberCount };
+  }
+
+  /** Adds the users a committed change created to the directory. */
+  private async enterNewUsers(computed: Computed): Promise<void> {
+    const { directory } = this.deps.state;
+    for (const user of computed.newUsers ?? []) directory.add(user.uid, user.external_id);
+    if (computed.newUids === undefined || computed.newUids.size === 0) return;
+    for (let offset = 0; offset < computed.newUids.size; offset += READBACK_PAGE) {
+      const page = computed.newUids.rangeUint32Array(new Uint32Array(READBACK_PAGE), offset, READBACK_PAGE);
+      for (const user of await this.deps.store.usersByUid(Array.from(page))) directory.add(user.uid, user.external_id);
+    }
   }
 }
 
-function checkMembersEditable(segment: Segment, operation: string): void {
-  if (segment.type !== "STATIC") {
-    throw new FailedPreconditionError("type", `${operation} needs a STATIC segment; this one is ${segment.type}`);
+function checkMembersEditable(segment: Segment, operation: string, types: readonly SegmentType[]): void {
+  if (!types.includes(segment.type)) {
+    throw new FailedPreconditionError("type", `${operation} needs a ${types.join(" or ")} segment; this one is ${segment.type}`);
   }
   if (!EDITABLE_MEMBERS.includes(segment.status)) {
     throw new FailedPreconditionError(

@@ -55,22 +55,7 @@ export class SegmentService {
     if (input.type === undefined) throw new InvalidArgumentError("type", "is required: STATIC, DYNAMIC or EVERYONE");
     checkDefinition(input.type, input.query, input.schedule);
     const now = this.deps.clock();
-    const segment: Segment = {
-      id: newSegmentId(now),
-      name,
-      description,
-      type: input.type,
-      status: "DRAFT",
-      query: input.query,
-      schedule: input.schedule,
-      memberCount: 0,
-      version: 0,
-      versionAt: null,
-      createdAt: now,
-      updatedAt: now,
-      archivedAt: null,
-      lastEvaluation: null,
-    };
+    const segment = newSegment({ name, description, type: input.type, query: input.query, schedule: input.schedule }, now);
     const fields = ["name", "type", ...(description === "" ? [] : ["description"]), ...(input.query === null ? [] : ["query"])];
     if (input.schedule !== null) fields.push("schedule");
     await this.deps.store.insertSegment(segment, entry(now, "CREATE", caller, null, "DRAFT", fields));
@@ -127,6 +112,7 @@ export class SegmentService {
       await this.deps.store.deleteSegment(id);
       this.deps.state.segments.delete(id);
       this.deps.state.bitmaps.delete(id);
+      this.deps.state.unsnapshotted.delete(id);
     });
   }
 
@@ -156,6 +142,22 @@ export class SegmentService {
     const last = entries[entries.length - 1];
     return { entries, nextPageToken: rows.length > size && last !== undefined ? encodeHistoryToken(last.seq, id) : "" };
   }
+}
+
+/** A new DRAFT segment with an empty membership (version 0). */
+export function newSegment(definition: SegmentDefinition & { type: SegmentType }, now: Date): Segment {
+  return {
+    ...definition,
+    id: newSegmentId(now),
+    status: "DRAFT",
+    memberCount: 0,
+    version: 0,
+    versionAt: null,
+    createdAt: now,
+    updatedAt: now,
+    archivedAt: null,
+    lastEvaluation: null,
+  };
 }
 
 function entry(

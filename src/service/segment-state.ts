@@ -4,13 +4,13 @@
  */
 
 import { NotFoundError } from "../errors.js";
-import { applyDelta, decodeBitmap } from "../index/membership.js";
-import { RoaringBitmap32 } from "../index/roaring.js";
+import type { RoaringBitmap32 } from "../index/roaring.js";
 import { SegmentBitmaps } from "../index/segment-bitmaps.js";
 import { UserDirectory } from "../index/user-directory.js";
 import type { Segment } from "../model.js";
 import type { SegmentStore } from "../store/segment-store.js";
 import { checkSegmentId } from "./validation.js";
+import { replayTo } from "./versions.js";
 
 const PAGE = 50_000;
 
@@ -19,6 +19,16 @@ export class SegmentState {
   readonly segments = new Map<string, Segment>();
   readonly bitmaps = new SegmentBitmaps();
   readonly directory = new UserDirectory();
+  /** Per segment: changes written since its newest snapshot (count, bytes), for compaction. */
+  readonly unsnapshotted = new Map<string, { count: number; bytes: number }>();
+
+  /** Publishes a committed membership change: the new bitmap and the segment's new counters. */
+  publishMembership(segment: Segment, members: RoaringBitmap32, changeBytes: number): void {
+    this.bitmaps.set(segment.id, members);
+    this.segments.set(segment.id, segment);
+    const log = this.unsnapshotted.get(segment.id) ?? { count: 0, bytes: 0 };
+    this.unsnapshotted.set(segment.id, { count: log.count + 1, bytes: log.bytes + changeBytes });
+  }
 
   /** The segment with `id`; InvalidArgumentError for a malformed id, NotFoundError for an unknown one. */
   require(id: string, field = "segment_id"): Segment {
@@ -40,30 +50,41 @@ export async function loadState(store: SegmentStore): Promise<SegmentState> {
   }
   for (const segment of await store.loadSegments()) {
     state.segments.set(segment.id, segment);
-    state.bitmaps.set(segment.id, await loadMembership(store, segment));
+    state.bitmaps.set(segment.id, await loadMembership(store, state, segment));
   }
   return state;
 }
 
-async function loadMembership(store: SegmentStore, segment: Segment): Promise<RoaringBitmap32> {
-  const snapshot = await store.latestSnapshot(segment.id);
-  let members = snapshot === undefined ? new RoaringBitmap32() : decodeBitmap(snapshot.members);
-  let version = snapshot?.version ?? 0;
-  for (;;) {
-    const changes = await store.loadChanges(segment.id, version, 1_000);
-    for (const change of changes) {
-      if (change.version !== version + 1)
-        throw new Error(`segment ${segment.id}: change log jumps from version ${version} to ${change.version}`);
-      members = applyDelta(members, { added: decodeBitmap(change.added), removed: decodeBitmap(change.removed) });
-      version = change.version;
-    }
-    if (changes.length < 1_000) break;
-  }
+async function loadMembership(store: SegmentStore, state: SegmentState, segment: Segment): Promise<RoaringBitmap32> {
+  const log = { count: 0, bytes: 0 };
+  const { members, version } = await replayTo(store, segment.id, Number.MAX_SAFE_INTEGER, undefined, (bytes) => {
+    log.count++;
+    log.bytes += bytes;
+  });
   // The log and the counters are written in one transaction; disagreement means corruption.
   if (version !== segment.version || members.size !== segment.memberCount) {
     throw new Error(
       `segment ${segment.id}: rebuilt version ${version} with ${members.size} members, but the row says version ${segment.version} with ${segment.memberCount}`,
     );
   }
+  state.unsnapshotted.set(segment.id, log);
   return members;
+}
+
+/**
+ * Re-reads one segment from the store after a write found its version moved (a commit this
+ * process did not make, such as one a killed predecessor sent just before dying), so memory
+ * catches up instead of refusing every later change.
+ */
+export async function catchUp(store: SegmentStore, state: SegmentState, id: string): Promise<void> {
+  const segment = await store.loadSegment(id);
+  if (segment === undefined) return;
+  const { members, version } = await replayTo(store, id, Number.MAX_SAFE_INTEGER);
+  if (version !== segment.version) throw new Error(`segment ${id}: the log reaches version ${version}, the row says ${segment.version}`);
+  const missing = members.toArray().filter((uid) => state.directory.externalId(uid) === undefined);
+  for (let i = 0; i < missing.length; i += 50_000) {
+    for (const user of await store.usersByUid(missing.slice(i, i + 50_000))) state.directory.add(user.uid, user.external_id);
+  }
+  state.bitmaps.set(id, members);
+  state.segments.set(id, segment);
 }

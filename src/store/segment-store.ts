@@ -209,22 +209,96 @@ export class SegmentStore {
     return this.db.query<UserRow>("SELECT uid, external_id FROM users WHERE uid > $1 ORDER BY uid LIMIT $2", [afterUid, limit]);
   }
 
-  /** The newest snapshot of a segment, if any. */
-  async latestSnapshot(segmentId: string): Promise<{ version: number; members: Uint8Array } | undefined> {
-    const rows = await this.db.query<{ version: number; members: Uint8Array }>(
-      "SELECT version, members FROM membership_snapshots WHERE segment_id = $1 ORDER BY version DESC LIMIT 1",
-      [segmentId],
+  /** The newest snapshot of a segment at or before `atOrBefore` (default: the newest of all). */
+  async latestSnapshot(
+    segmentId: string,
+    atOrBefore = Number.MAX_SAFE_INTEGER,
+    q: Queryable = this.db,
+  ): Promise<{ version: number; members: Uint8Array } | undefined> {
+    const rows = await q.query<{ version: number; members: Uint8Array }>(
+      "SELECT version, members FROM membership_snapshots WHERE segment_id = $1 AND version <= $2 ORDER BY version DESC LIMIT 1",
+      [segmentId, atOrBefore],
     );
     return rows[0];
   }
 
-  /** Up to `limit` changes of a segment after `afterVersion`, in version order (replay, paged). */
-  async loadChanges(segmentId: string, afterVersion: number, limit: number): Promise<StoredChange[]> {
-    return this.db.query<StoredChange>(
+  /** Up to `limit` changes of a segment in (afterVersion, upTo], in version order (replay, paged). */
+  async loadChanges(
+    segmentId: string,
+    afterVersion: number,
+    limit: number,
+    upTo = Number.MAX_SAFE_INTEGER,
+    q: Queryable = this.db,
+  ): Promise<StoredChange[]> {
+    return q.query<StoredChange>(
       `SELECT version, added, removed FROM membership_changes
-       WHERE segment_id = $1 AND version > $2 ORDER BY version LIMIT $3`,
-      [segmentId, afterVersion, limit],
+       WHERE segment_id = $1 AND version > $2 AND version <= $4 ORDER BY version LIMIT $3`,
+      [segmentId, afterVersion, limit, upTo],
     );
+  }
+
+  /** The oldest version of a segment that can still be rebuilt. */
+  async historyFrom(segmentId: string, q: Queryable = this.db): Promise<number> {
+    const rows = await q.query<{ history_from: number }>("SELECT history_from FROM segments WHERE id = $1", [segmentId]);
+    return rows[0]?.history_from ?? 0;
+  }
+
+  /** Stores the full membership of a segment at `version` (compaction; idempotent). */
+  async insertSnapshot(segmentId: string, version: number, members: Uint8Array, at: Date): Promise<void> {
+    await this.db.query(
+      `INSERT INTO membership_snapshots (segment_id, version, members, created_at) VALUES ($1, $2, $3, $4)
+       ON CONFLICT (segment_id, version) DO NOTHING`,
+      [segmentId, version, members, at],
+    );
+  }
+
+  /**
+   * Drops history that fell out of retention: everything before the newest snapshot taken before
+   * `horizon`, which is kept as the base that later versions are rebuilt from.
+   */
+  async pruneHistory(segmentId: string, horizon: Date): Promise<number | undefined> {
+    return this.db.transaction(async (tx) => {
+      const rows = await tx.query<{ version: number | null }>(
+        "SELECT max(version) AS version FROM membership_snapshots WHERE segment_id = $1 AND created_at <= $2",
+        [segmentId, horizon],
+      );
+      const base = rows[0]?.version ?? null;
+      if (base === null) return undefined;
+      await tx.query("DELETE FROM membership_changes WHERE segment_id = $1 AND version <= $2", [segmentId, base]);
+      await tx.query("DELETE FROM membership_snapshots WHERE segment_id = $1 AND version < $2", [segmentId, base]);
+      await tx.query("UPDATE segments SET history_from = $2 WHERE id = $1 AND history_from < $2", [segmentId, base]);
+      return base;
+    });
+  }
+
+  /**
+   * Remembers ids an import names that are not in the directory, de-duplicated in a temporary
+   * table of the import's transaction (dropped at its end), so the process holds none of them.
+   */
+  async stageUnknownIds(tx: Queryable, externalIds: readonly string[]): Promise<void> {
+    if (externalIds.length === 0) return;
+    await tx.query('CREATE TEMP TABLE IF NOT EXISTS import_unknown (external_id text COLLATE "C" PRIMARY KEY) ON COMMIT DROP');
+    await tx.query("INSERT INTO import_unknown SELECT unnest($1::text[]) ON CONFLICT DO NOTHING", [externalIds]);
+  }
+
+  /** The staged ids that name users after all (created meanwhile), and how many name nobody. */
+  async resolveStagedIds(tx: Queryable): Promise<{ uids: number[]; unknown: number }> {
+    const exists = await tx.query<{ present: boolean }>("SELECT to_regclass('pg_temp.import_unknown') IS NOT NULL AS present");
+    if (exists[0]?.present !== true) return { uids: [], unknown: 0 };
+    const rows = await tx.query<{ uid: number | null }>("SELECT u.uid FROM import_unknown i LEFT JOIN users u USING (external_id)");
+    const uids = rows.flatMap((row) => (row.uid === null ? [] : [row.uid]));
+    return { uids, unknown: rows.length - uids.length };
+  }
+
+  /** One segment's row as stored (catching up after another writer moved it). */
+  async loadSegment(id: string): Promise<Segment | undefined> {
+    const rows = await this.db.query<SegmentRow>(`SELECT ${SEGMENT_COLUMNS} FROM segments WHERE id = $1`, [id]);
+    return rows[0] === undefined ? undefined : toSegment(rows[0]);
+  }
+
+  /** The external ids of `uids` (reading back users created by a large import). */
+  async usersByUid(uids: readonly number[]): Promise<UserRow[]> {
+    return this.db.query<UserRow>("SELECT uid, external_id FROM users WHERE uid = ANY($1::int[])", [uids]);
   }
 }
 

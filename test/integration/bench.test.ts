@@ -20,10 +20,29 @@ describe("npm run bench", () => {
   afterAll(() => rm(dir, { recursive: true, force: true }));
 
   const bench = async (args: string[], env: Record<string, string> = {}) => {
-    const { stdout } = await run("npm", ["run", "bench", "--", "--users", "3000", "--duration", "0.3", "--results-dir", dir, ...args], {
-      env: { ...process.env, ...env },
-      maxBuffer: 16 * 1024 * 1024,
-    });
+    const { stdout } = await run(
+      "npm",
+      [
+        "run",
+        "bench",
+        "--",
+        "--users",
+        "3000",
+        "--duration",
+        "0.3",
+        "--restart-segments",
+        "5",
+        "--restart-members",
+        "1000",
+        "--results-dir",
+        dir,
+        ...args,
+      ],
+      {
+        env: { ...process.env, ...env },
+        maxBuffer: 16 * 1024 * 1024,
+      },
+    );
     return stdout;
   };
 
@@ -32,7 +51,7 @@ describe("npm run bench", () => {
     const result = JSON.parse(await readFile(join(dir, "tiny.json"), "utf8")) as RunResult;
     expect(await readFile(join(dir, "copy.json"), "utf8")).toEqual(await readFile(join(dir, "tiny.json"), "utf8"));
     expect(result.skipped).toEqual([]);
-    expect(new Set(result.rows.map((r) => r.scenario))).toEqual(new Set(["bulk", "check", "memory", "restart"]));
+    expect(new Set(result.rows.map((r) => r.scenario))).toEqual(new Set(["bulk", "check", "memory", "import", "subtract", "restart"]));
     const baselines = new Set(result.rows.map((r) => r.baseline));
     expect(baselines).toEqual(
       new Set([
@@ -44,6 +63,8 @@ describe("npm run bench", () => {
         "Redis used_memory growth",
         "Postgres table + PK index",
         "Postgres: COPY every membership row out",
+        "Redis SDIFFSTORE",
+        "Postgres EXCEPT (count)",
       ]),
     );
     for (const row of result.rows) {

@@ -105,9 +105,9 @@ describe.each(STORES)("error answers on $name", (kind) => {
   });
 
   it("answers UNIMPLEMENTED for declared methods not built yet", async () => {
-    const error = await failure(service.segments.listMembers({ segmentId: draft }));
+    const error = await failure(service.segments.evaluateSegment({ segmentId: draft }));
     expect(error.code).toBe(status.UNIMPLEMENTED);
-    expect(error.details).toContain("ListMembers");
+    expect(error.details).toContain("EvaluateSegment");
   });
 });
 

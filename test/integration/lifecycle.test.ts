@@ -3,12 +3,12 @@
  * code, on both stores. Plus the effects users rely on: listing under concurrent creation,
  * membership kept through archive and restore, and the audit trail.
  */
-import { Metadata, status as code } from "@grpc/grpc-js";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { status as code, Metadata } from "@grpc/grpc-js";
+import { describe, expect, it } from "vitest";
 import { SegmentHistoryAction, SegmentStatus, SegmentType } from "../../src/gen/segments/v1/segment_pb.js";
-import { startService, type TestService } from "../support/service.js";
+import { type TestService, useService } from "../support/service.js";
 import { failure } from "../support/status.js";
-import { STORES, type TestStore } from "../support/stores.js";
+import { STORES } from "../support/stores.js";
 
 type Status = "DRAFT" | "ACTIVE" | "PAUSED" | "ARCHIVED";
 const STATUSES: Status[] = ["DRAFT", "ACTIVE", "PAUSED", "ARCHIVED"];
@@ -116,17 +116,7 @@ async function segmentIn(s: TestService, kind: Operation["kind"], status: Status
 }
 
 describe.each(STORES)("segment lifecycle on $name", (kind) => {
-  let store: TestStore;
-  let service: TestService;
-
-  beforeAll(async () => {
-    store = await kind.create();
-    service = await startService(store);
-  });
-  afterAll(async () => {
-    await service.stop();
-    await store.drop();
-  });
+  const t = useService(kind);
 
   const cases = OPERATIONS.flatMap((op) => STATUSES.map((status) => ({ op, status, expected: op.expected[status] })));
   it.each(cases)("$op.name on $status → $expected", async ({ op, status, expected }) => {
@@ -135,34 +125,34 @@ describe.each(STORES)("segment lifecycle on $name", (kind) => {
     const id =
       op.name === "update type"
         ? await (async () => {
-            const { segment } = await service.segments.createSegment({ name, type: SegmentType.STATIC });
+            const { segment } = await t.service.segments.createSegment({ name, type: SegmentType.STATIC });
             const segmentId = segment?.id ?? "";
-            if (status !== "DRAFT") await service.segments.activateSegment({ segmentId });
-            if (status === "PAUSED") await service.segments.pauseSegment({ segmentId });
-            if (status === "ARCHIVED") await service.segments.archiveSegment({ segmentId });
+            if (status !== "DRAFT") await t.service.segments.activateSegment({ segmentId });
+            if (status === "PAUSED") await t.service.segments.pauseSegment({ segmentId });
+            if (status === "ARCHIVED") await t.service.segments.archiveSegment({ segmentId });
             return segmentId;
           })()
-        : await segmentIn(service, op.kind, status, name);
+        : await segmentIn(t.service, op.kind, status, name);
     if (expected === OK) {
-      await op.run(service, id, name);
+      await op.run(t.service, id, name);
     } else {
-      const error = await failure(op.run(service, id, name));
+      const error = await failure(op.run(t.service, id, name));
       expect(error.code, error.details).toBe(expected);
       if (expected === FP) expect(error.details).toMatch(new RegExp(`${status}|ARCHIVED`));
     }
   });
 
   it("names the current status and the allowed operations when refusing a transition", async () => {
-    const id = await segmentIn(service, "STATIC", "PAUSED", "refusal words");
-    const error = await failure(service.segments.pauseSegment({ segmentId: id }));
+    const id = await segmentIn(t.service, "STATIC", "PAUSED", "refusal words");
+    const error = await failure(t.service.segments.pauseSegment({ segmentId: id }));
     expect(error.details).toBe("PauseSegment is not allowed: the segment is PAUSED; allowed from PAUSED: ResumeSegment, ArchiveSegment");
-    const deleting = await failure(service.segments.deleteSegment({ segmentId: id }));
+    const deleting = await failure(t.service.segments.deleteSegment({ segmentId: id }));
     expect(deleting.details).toContain("archive it instead");
   });
 
   it("validates update masks and definitions", async () => {
-    const id = await segmentIn(service, "DYNAMIC", "DRAFT", "mask rules");
-    const cases: [Parameters<typeof service.segments.updateSegment>[0], code, string][] = [
+    const id = await segmentIn(t.service, "DYNAMIC", "DRAFT", "mask rules");
+    const cases: [Parameters<typeof t.service.segments.updateSegment>[0], code, string][] = [
       [{ segmentId: id, segment: { name: "x" } }, code.INVALID_ARGUMENT, "update_mask: must name at least one"],
       [{ segmentId: id, segment: { name: "x" }, updateMask: { paths: ["status"] } }, code.INVALID_ARGUMENT, 'unknown path "status"'],
       [
@@ -182,64 +172,64 @@ describe.each(STORES)("segment lifecycle on $name", (kind) => {
       ],
     ];
     for (const [request, expected, message] of cases) {
-      const error = await failure(service.segments.updateSegment(request));
+      const error = await failure(t.service.segments.updateSegment(request));
       expect(error.code, message).toBe(expected);
       expect(error.details).toContain(message);
     }
     // Changing type away from DYNAMIC works when the same call clears the query.
-    const changed = await service.segments.updateSegment({
+    const changed = await t.service.segments.updateSegment({
       segmentId: id,
       segment: { type: SegmentType.STATIC },
       updateMask: { paths: ["type", "query"] },
     });
     expect(changed.segment?.type).toBe(SegmentType.STATIC);
     expect(changed.segment?.query).toBeUndefined();
-    const everyone = (await service.segments.createSegment({ name: "everyone rules", type: SegmentType.EVERYONE })).segment?.id ?? "";
+    const everyone = (await t.service.segments.createSegment({ name: "everyone rules", type: SegmentType.EVERYONE })).segment?.id ?? "";
     const noQuery = await failure(
-      service.segments.updateSegment({ segmentId: everyone, segment: { query: sql }, updateMask: { paths: ["query"] } }),
+      t.service.segments.updateSegment({ segmentId: everyone, segment: { query: sql }, updateMask: { paths: ["query"] } }),
     );
     expect(noQuery.code).toBe(FP);
-    const noMembers = await failure(service.segments.addMembers({ segmentId: everyone, userIds: ["a"] }));
+    const noMembers = await failure(t.service.segments.addMembers({ segmentId: everyone, userIds: ["a"] }));
     expect(noMembers.code).toBe(FP);
   });
 
   it("refuses to resume a DYNAMIC segment whose query was cleared while paused", async () => {
-    const id = await segmentIn(service, "DYNAMIC", "PAUSED", "cleared query");
-    await service.segments.updateSegment({ segmentId: id, segment: {}, updateMask: { paths: ["query"] } });
-    const error = await failure(service.segments.resumeSegment({ segmentId: id }));
+    const id = await segmentIn(t.service, "DYNAMIC", "PAUSED", "cleared query");
+    await t.service.segments.updateSegment({ segmentId: id, segment: {}, updateMask: { paths: ["query"] } });
+    const error = await failure(t.service.segments.resumeSegment({ segmentId: id }));
     expect(error.code).toBe(FP);
     expect(error.details).toContain("needs a query");
   });
 
   it("frees a name on archive and refuses to restore into a taken name", async () => {
-    const first = await segmentIn(service, "STATIC", "ARCHIVED", "Reused name");
-    await service.segments.createSegment({ name: "reused NAME", type: SegmentType.STATIC });
-    const error = await failure(service.segments.restoreSegment({ segmentId: first }));
+    const first = await segmentIn(t.service, "STATIC", "ARCHIVED", "Reused name");
+    await t.service.segments.createSegment({ name: "reused NAME", type: SegmentType.STATIC });
+    const error = await failure(t.service.segments.restoreSegment({ segmentId: first }));
     expect(error.code).toBe(code.ALREADY_EXISTS);
-    const still = await service.segments.getSegment({ segmentId: first });
+    const still = await t.service.segments.getSegment({ segmentId: first });
     expect(still.segment?.status).toBe(SegmentStatus.ARCHIVED);
   });
 
   it("keeps 100,000 members through archive and restore, and serves PAUSED but not ARCHIVED", async () => {
-    const { segment } = await service.segments.createSegment({ name: "Kept members", type: SegmentType.STATIC });
+    const { segment } = await t.service.segments.createSegment({ name: "Kept members", type: SegmentType.STATIC });
     const id = segment?.id ?? "";
     const userIds = Array.from({ length: 100_000 }, (_, i) => `kept_${i}`);
-    await service.segments.addMembers({ segmentId: id, userIds });
-    await service.segments.activateSegment({ segmentId: id });
-    await service.segments.pauseSegment({ segmentId: id });
-    expect((await service.membership.checkMembership({ userId: "kept_5", segmentIds: [id] })).results[0]?.member).toBe(true);
-    await service.segments.archiveSegment({ segmentId: id });
-    expect((await failure(service.membership.batchCheckMembership({ segmentId: id, userIds: ["kept_5"] }))).code).toBe(FP);
-    const listed = await service.segments.listSegments({ nameContains: "Kept members" });
+    await t.service.segments.addMembers({ segmentId: id, userIds });
+    await t.service.segments.activateSegment({ segmentId: id });
+    await t.service.segments.pauseSegment({ segmentId: id });
+    expect((await t.service.membership.checkMembership({ userId: "kept_5", segmentIds: [id] })).results[0]?.member).toBe(true);
+    await t.service.segments.archiveSegment({ segmentId: id });
+    expect((await failure(t.service.membership.batchCheckMembership({ segmentId: id, userIds: ["kept_5"] }))).code).toBe(FP);
+    const listed = await t.service.segments.listSegments({ nameContains: "Kept members" });
     expect(listed.segments).toHaveLength(0);
-    const shown = await service.segments.listSegments({ nameContains: "Kept members", showArchived: true });
+    const shown = await t.service.segments.listSegments({ nameContains: "Kept members", showArchived: true });
     expect(shown.segments.map((s) => s.id)).toEqual([id]);
 
-    const restored = await service.segments.restoreSegment({ segmentId: id });
+    const restored = await t.service.segments.restoreSegment({ segmentId: id });
     expect(restored.segment).toMatchObject({ status: SegmentStatus.PAUSED, memberCount: 100_000n, version: 1n });
-    const answer = await service.membership.batchCheckMembership({ segmentId: id, userIds });
+    const answer = await t.service.membership.batchCheckMembership({ segmentId: id, userIds });
     expect(answer.members.filter(Boolean)).toHaveLength(100_000);
-    const stranger = await service.membership.checkMembership({ userId: "stranger", segmentIds: [id] });
+    const stranger = await t.service.membership.checkMembership({ userId: "stranger", segmentIds: [id] });
     expect(stranger.results[0]?.member).toBe(false);
   });
 
@@ -247,7 +237,7 @@ describe.each(STORES)("segment lifecycle on $name", (kind) => {
     const before = new Set<string>();
     for (let i = 0; i < 2_500; i += 50) {
       const batch = await Promise.all(
-        Array.from({ length: 50 }, (_, j) => service.segments.createSegment({ name: `listing ${i + j}`, type: SegmentType.STATIC })),
+        Array.from({ length: 50 }, (_, j) => t.service.segments.createSegment({ name: `listing ${i + j}`, type: SegmentType.STATIC })),
       );
       for (const created of batch) before.add(created.segment?.id ?? "");
     }
@@ -255,7 +245,7 @@ describe.each(STORES)("segment lifecycle on $name", (kind) => {
       const ids: string[] = [];
       let pageToken = "";
       do {
-        const page = await service.segments.listSegments({ pageSize: 1_000, pageToken, nameContains: "listing " });
+        const page = await t.service.segments.listSegments({ pageSize: 1_000, pageToken, nameContains: "listing " });
         ids.push(...page.segments.map((s) => s.id));
         pageToken = page.nextPageToken;
       } while (pageToken !== "");
@@ -263,7 +253,7 @@ describe.each(STORES)("segment lifecycle on $name", (kind) => {
     };
     let creating = true;
     const creator = (async () => {
-      for (let n = 0; creating; n++) await service.segments.createSegment({ name: `listing late ${n}`, type: SegmentType.STATIC });
+      for (let n = 0; creating; n++) await t.service.segments.createSegment({ name: `listing late ${n}`, type: SegmentType.STATIC });
     })();
     const first = await listAll();
     const second = await listAll();
@@ -280,18 +270,18 @@ describe.each(STORES)("segment lifecycle on $name", (kind) => {
   it("records every create, update and transition in the audit trail, newest first", async () => {
     const as = new Metadata();
     as.set("x-caller", "alice@example.com");
-    const { segment } = await service.segments.createSegment({ name: "Audited", type: SegmentType.STATIC }, { metadata: as });
+    const { segment } = await t.service.segments.createSegment({ name: "Audited", type: SegmentType.STATIC }, { metadata: as });
     const id = segment?.id ?? "";
-    await service.segments.updateSegment({
+    await t.service.segments.updateSegment({
       segmentId: id,
       segment: { name: "Audited", description: "now described" },
       updateMask: { paths: ["description", "name"] },
     });
-    await service.segments.activateSegment({ segmentId: id });
-    await service.segments.archiveSegment({ segmentId: id });
-    await service.segments.restoreSegment({ segmentId: id });
-    const first = await service.segments.listSegmentHistory({ segmentId: id, pageSize: 3 });
-    const rest = await service.segments.listSegmentHistory({ segmentId: id, pageSize: 3, pageToken: first.nextPageToken });
+    await t.service.segments.activateSegment({ segmentId: id });
+    await t.service.segments.archiveSegment({ segmentId: id });
+    await t.service.segments.restoreSegment({ segmentId: id });
+    const first = await t.service.segments.listSegmentHistory({ segmentId: id, pageSize: 3 });
+    const rest = await t.service.segments.listSegmentHistory({ segmentId: id, pageSize: 3, pageToken: first.nextPageToken });
     expect(rest.nextPageToken).toBe("");
     const entries = [...first.entries, ...rest.entries];
     expect(entries.map((e) => [SegmentHistoryAction[e.action], SegmentStatus[e.fromStatus], SegmentStatus[e.toStatus]])).toEqual([

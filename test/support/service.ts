@@ -3,13 +3,14 @@
  * restart it on the same store (the durability tests' "kill and come back").
  */
 import pino from "pino";
+import { afterAll, beforeAll } from "vitest";
 import { type App, startApp } from "../../src/app.js";
 import { type Client, createClient } from "../../src/client/client.js";
 import { loadConfig } from "../../src/config.js";
 import { Health } from "../../src/gen/grpc/health/v1/health_pb.js";
 import { MembershipService } from "../../src/gen/segments/v1/membership_service_pb.js";
 import { SegmentService } from "../../src/gen/segments/v1/segment_service_pb.js";
-import type { TestStore } from "./stores.js";
+import type { StoreKind, TestStore } from "./stores.js";
 
 /** A running service and clients connected to it. */
 export interface TestService {
@@ -43,4 +44,25 @@ export async function startService(store: TestStore, env: Record<string, string>
       await app.close();
     },
   };
+}
+
+/** A service on a fresh store, started before the enclosing describe block's tests. */
+export interface ServiceFixture {
+  store: TestStore;
+  /** Replaceable: a test may stop it and start another on the same store. */
+  service: TestService;
+}
+
+/** Starts a service on a fresh store of `kind` for the enclosing describe block; tears both down after. */
+export function useService(kind: StoreKind, env: Record<string, string> = {}): ServiceFixture {
+  const fixture = {} as ServiceFixture;
+  beforeAll(async () => {
+    fixture.store = await kind.create();
+    fixture.service = await startService(fixture.store, env);
+  });
+  afterAll(async () => {
+    await fixture.service.stop();
+    await fixture.store.drop();
+  });
+  return fixture;
 }

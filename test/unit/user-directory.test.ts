@@ -8,18 +8,113 @@ describe("UserDirectory", () => {
     directory.add(7, "bob");
     expect(directory.lookup("alice")).toBe(0);
     expect(directory.lookup("bob")).toBe(7);
-    expect(directory.lookup("carol")).toBeUndefined();
+    expect(directory.externalId(0)).toBe("alice");
     expect(directory.externalId(7)).toBe("bob");
-    expect(directory.externalId(3)).toBeUndefined();
     expect(directory.size).toBe(2);
   });
 
-  it("accepts the same pair twice and refuses a conflicting one", () => {
+  it("finds nothing for an id never added, even one sharing a prefix or a length", () => {
+    const directory = new UserDirectory();
+    directory.add(1, "user_10");
+    for (const id of ["carol", "user_1", "user_100", "user_11", "USER_10", "", "x".repeat(300)]) {
+      expect(directory.lookup(id)).toBeUndefined();
+    }
+    expect(new UserDirectory().lookup("anyone")).toBeUndefined();
+  });
+
+  it("accepts the same pair twice and refuses a conflicting one of either kind, changing nothing", () => {
     const directory = new UserDirectory();
     directory.add(1, "alice");
     directory.add(1, "alice");
     expect(directory.size).toBe(1);
     expect(() => directory.add(2, "alice")).toThrow(/conflict/);
     expect(() => directory.add(1, "bob")).toThrow(/conflict/);
+    expect(directory.size).toBe(1);
+    expect(directory.lookup("alice")).toBe(1);
+    expect(directory.lookup("bob")).toBeUndefined();
+    expect(directory.externalId(2)).toBeUndefined();
+  });
+
+  it("leaves gaps between uids unassigned, within and across pages", () => {
+    const directory = new UserDirectory({ initialCapacity: 4 });
+    const uids = [0, 5, 2 ** 20 - 1, 2 ** 20, 2 ** 20 + 3, 3 * 2 ** 20 + 7, 2 ** 32 - 2];
+    for (const uid of uids) directory.add(uid, `id-${uid}`);
+    for (const uid of uids) {
+      expect(directory.externalId(uid)).toBe(`id-${uid}`);
+      expect(directory.lookup(`id-${uid}`)).toBe(uid);
+    }
+    for (const gap of [1, 4, 6, 2 ** 20 + 1, 2 * 2 ** 20, 3 * 2 ** 20 + 6, 2 ** 32 - 3]) expect(directory.externalId(gap)).toBeUndefined();
+    for (const notUid of [-1, 1.5, 2 ** 32 - 1, 2 ** 32, Number.NaN]) expect(directory.externalId(notUid)).toBeUndefined();
+    expect(directory.size).toBe(uids.length);
+    expect(directory.uidBound).toBe(2 ** 32 - 1);
+    expect(new UserDirectory().uidBound).toBe(0);
+  });
+
+  it("refuses a uid outside [0, 2^32 − 2] and an id that is not 1–256 bytes of UTF-8", () => {
+    const directory = new UserDirectory();
+    expect(() => directory.add(-1, "a")).toThrow(RangeError);
+    expect(() => directory.add(2 ** 32 - 1, "a")).toThrow(RangeError);
+    expect(() => directory.add(0.5, "a")).toThrow(RangeError);
+    expect(() => directory.add(0, "")).toThrow(RangeError);
+    expect(() => directory.add(0, "a".repeat(257))).toThrow(RangeError);
+    expect(() => directory.add(0, `${"é".repeat(128)}a`)).toThrow(RangeError);
+    expect(() => directory.add(0, "lone \ud800 surrogate")).toThrow(RangeError);
+    expect(directory.lookup("lone \ud800 surrogate")).toBeUndefined();
+    expect(directory.size).toBe(0);
+  });
+
+  it("stores non-ASCII ids exactly, up to 256 bytes", () => {
+    const directory = new UserDirectory({ initialCapacity: 2 });
+    const ids = [
+      "é",
+      "café",
+      "cafe\u0301", // the same text decomposed: different bytes, a different user
+      "😀",
+      "user-😀-ü",
+      "用户一",
+      "用户二",
+      "a".repeat(256),
+      "é".repeat(128),
+      "😀".repeat(64),
+      `${"用".repeat(85)}a`, // 255 + 1 bytes
+    ];
+    for (const [uid, id] of ids.entries()) directory.add(uid, id);
+    for (const [uid, id] of ids.entries()) {
+      expect(directory.lookup(id)).toBe(uid);
+      expect(directory.externalId(uid)).toBe(id);
+    }
+    expect(directory.lookup("cafe")).toBeUndefined();
+    expect(directory.lookup("用户三")).toBeUndefined();
+    expect(directory.lookup("😀".repeat(63))).toBeUndefined();
+  });
+
+  it("keeps every mapping through many doublings and page boundaries", () => {
+    // From 16 slots to 2^23: 19 rehashes. uids 3 apart span 9 uid pages; the ids fill many arena
+    // chunks' worth of growth, and ~1,000 pairs among 3M ids share a 32-bit hash.
+    const directory = new UserDirectory({ initialCapacity: 16 });
+    const count = 3_000_000;
+    for (let i = 0; i < count; i++) directory.add(i * 3, `external-${i}`);
+    expect(directory.size).toBe(count);
+    for (let i = 0; i < count; i += 1009) {
+      expect(directory.lookup(`external-${i}`)).toBe(i * 3);
+      expect(directory.externalId(i * 3)).toBe(`external-${i}`);
+      expect(directory.externalId(i * 3 + 1)).toBeUndefined();
+    }
+    expect(directory.lookup(`external-${count}`)).toBeUndefined();
+    expect(directory.byteSize()).toBeGreaterThan(count * "external-0".length);
+  });
+
+  it("holds more users than a V8 Map can (2^24)", () => {
+    const directory = new UserDirectory();
+    const count = 20_000_000;
+    for (let i = 0; i < count; i++) directory.add(i, `u${i}`);
+    expect(directory.size).toBe(count);
+    let mismatches = 0;
+    for (let i = 0; i < count; i += 997) {
+      if (directory.lookup(`u${i}`) !== i || directory.externalId(i) !== `u${i}`) mismatches++;
+    }
+    expect(mismatches).toBe(0);
+    expect(directory.lookup(`u${count}`)).toBeUndefined();
+    expect(directory.externalId(count)).toBeUndefined();
   });
 });

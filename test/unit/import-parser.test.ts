@@ -1,0 +1,38 @@
+import { describe, expect, it } from "vitest";
+import { ImportParser } from "../../src/service/import-parser.js";
+
+const bytes = (text: string) => new TextEncoder().encode(text);
+
+describe("ImportParser", () => {
+  it("joins lines split across chunks, including a split UTF-8 sequence, and CRLF", () => {
+    const parser = new ImportParser();
+    const all = bytes("alice\r\nbo");
+    const emoji = bytes("b\nzoë🙂\n  carol  \n\ndave");
+    const cut = emoji.indexOf(0xf0) + 2; // inside the 4-byte emoji
+    const ids = [
+      ...parser.push([], all),
+      ...parser.push([], emoji.subarray(0, cut)),
+      ...parser.push([], emoji.subarray(cut)),
+      ...parser.finish(),
+    ];
+    expect(ids).toEqual(["alice", "bob", "zoë🙂", "carol", "dave"]);
+    expect(parser.invalidCount).toBe(0);
+  });
+
+  it("numbers entries across user_ids and text, keeps the first 100 rejections", () => {
+    const parser = new ImportParser();
+    parser.push(["ok", ""], bytes(`${"x".repeat(257)}\n`));
+    parser.push([], new Uint8Array([0x61, 0xff, 0x0a]));
+    expect(parser.invalid).toEqual([
+      { line: 2, reason: "empty id" },
+      { line: 3, reason: "longer than 256 bytes" },
+      { line: 4, reason: "not valid UTF-8" },
+    ]);
+    parser.push(
+      Array.from({ length: 200 }, () => ""),
+      new Uint8Array(0),
+    );
+    expect(parser.invalidCount).toBe(203);
+    expect(parser.invalid).toHaveLength(100);
+  });
+});
