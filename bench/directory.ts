@@ -5,8 +5,10 @@
  * Method: every measurement runs in a fresh child process (`node --expose-gc`), so heaps never
  * mix. It adds N ids made like the bench dataset (`userId(seed, n)`: `user_<n>` for even n, a
  * UUID for odd n) with uid n, reading memory after a full GC before and after; then it looks up
- * 1,000,000 existing ids drawn uniformly at random (fresh strings, made before the clock starts)
- * after 100,000 warm-up lookups of other random ids. The Map is only run where it can hold N.
+ * 1,000,000 existing ids drawn uniformly at random after 100,000 warm-up lookups of other random
+ * ids. Every id, added or looked up, is a fresh flat string decoded from UTF-8, as one arrives
+ * from the wire: `userId` builds its UUIDs from slices, which a Map would keep alive as keys.
+ * Lookup ids are made before the clock starts. The Map is only run where it can hold N.
  *
  *   npx tsx bench/directory.ts [--users 10000000,50000000] [--seed 873]
  */
@@ -23,6 +25,8 @@ const MAP_LIMIT = 16_000_000;
 const LOOKUPS = 1_000_000;
 const WARM_UP = 100_000;
 const BASELINE = "V8 Map<string, number>";
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
 
 type Structure = "directory" | "map";
 
@@ -105,15 +109,13 @@ async function inChild(structure: Structure, users: number, seed: number): Promi
 }
 
 /** The child's work: build, measure memory, time lookups. */
-function measure(structure: Structure, users: number, seed: number): Measurement {
-  const gc = (globalThis as { gc?: () => void }).gc;
-  if (gc === undefined) throw new Error("run the child with --expose-gc");
-  gc();
+async function measure(structure: Structure, users: number, seed: number): Promise<Measurement> {
+  await settle();
   const before = process.memoryUsage();
   const started = performance.now();
   const { lookup, byteSize } = structure === "directory" ? buildDirectory(users, seed) : buildMap(users, seed);
   const buildS = (performance.now() - started) / 1000;
-  gc();
+  await settle();
   const after = process.memoryUsage();
   return {
     structure,
@@ -127,6 +129,21 @@ function measure(structure: Structure, users: number, seed: number): Measurement
   };
 }
 
+/** Full GCs with turns of the event loop between, so freed array buffers are released too. */
+async function settle(): Promise<void> {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (gc === undefined) throw new Error("run the child with --expose-gc");
+  for (let i = 0; i < 3; i++) {
+    gc();
+    await new Promise(setImmediate);
+  }
+}
+
+/** User n's id as a request or the store would bring it: a flat string fresh from UTF-8. */
+function wireId(seed: number, n: number): string {
+  return decoder.decode(encoder.encode(userId(seed, n)));
+}
+
 interface Built {
   lookup: (id: string) => number | undefined;
   byteSize: () => number;
@@ -134,13 +151,13 @@ interface Built {
 
 function buildDirectory(users: number, seed: number): Built {
   const directory = new UserDirectory();
-  for (let n = 0; n < users; n++) directory.add(n, userId(seed, n));
+  for (let n = 0; n < users; n++) directory.add(n, wireId(seed, n));
   return { lookup: (id) => directory.lookup(id), byteSize: () => directory.byteSize() };
 }
 
 function buildMap(users: number, seed: number): Built {
   const map = new Map<string, number>();
-  for (let n = 0; n < users; n++) map.set(userId(seed, n), n);
+  for (let n = 0; n < users; n++) map.set(wireId(seed, n), n);
   return { lookup: (id) => map.get(id), byteSize: () => 0 };
 }
 
@@ -150,7 +167,7 @@ function lookupsPerSecond(lookup: Built["lookup"], users: number, seed: number):
   const draw = (count: number) => Array.from({ length: count }, () => Math.floor(next() * users));
   const time = (numbers: number[]) => {
     // Fresh strings, as a request would bring: the Map cannot reuse a hash cached in the key.
-    const ids = numbers.map((n) => userId(seed, n));
+    const ids = numbers.map((n) => wireId(seed, n));
     const started = performance.now();
     let wrong = 0;
     for (let i = 0; i < ids.length; i++) if (lookup(ids[i] ?? "") !== numbers[i]) wrong++;
@@ -196,7 +213,7 @@ async function main(): Promise<void> {
   const sizes = values.users.split(",").map((s) => Number(s.replaceAll("_", "")));
   if (!Number.isInteger(seed) || sizes.some((n) => !Number.isInteger(n) || n < 1)) throw new Error("--users and --seed take integers");
   if (values.child === "directory" || values.child === "map") {
-    process.stdout.write(`${JSON.stringify(measure(values.child, sizes[0] ?? 0, seed))}\n`);
+    process.stdout.write(`${JSON.stringify(await measure(values.child, sizes[0] ?? 0, seed))}\n`);
     return;
   }
   const measurements = await measureAll(sizes, seed);

@@ -5,6 +5,7 @@
  */
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
+import { directoryScenario } from "./directory.js";
 import { type BenchContext, setUp } from "./lib/context.js";
 import { parseOptions, type Scenario } from "./lib/options.js";
 import { machine, markdownTable, type Row, type RunResult, writeResult } from "./lib/report.js";
@@ -16,9 +17,9 @@ import { restart } from "./scenarios/restart.js";
 import { subtractScenario } from "./scenarios/subtract.js";
 import { updateReadme } from "./update-readme.js";
 
-// Runs in this order: memory reads the three dataset segments before import and subtract add
-// more; restart, which replaces the process, comes last.
-const SCENARIO_RUNNERS: Record<Scenario, (ctx: BenchContext, log: (line: string) => void) => Promise<Row[]>> = {
+// The scenarios that drive the running service, in this order: memory reads the three dataset
+// segments before import and subtract add more; restart, which replaces the process, comes last.
+const SERVICE_SCENARIOS: Record<Exclude<Scenario, "directory">, (ctx: BenchContext, log: (line: string) => void) => Promise<Row[]>> = {
   bulk,
   check,
   memory,
@@ -34,16 +35,21 @@ async function main(): Promise<void> {
   log(
     `${options.name}: ${options.users.toLocaleString("en-US")} users, scenarios ${options.scenarios.join(", ")}, store ${options.store}, seed ${options.seed}`,
   );
-  const ctx = await setUp(options, log);
   const rows: Row[] = [];
+  const wanted = (Object.keys(SERVICE_SCENARIOS) as (keyof typeof SERVICE_SCENARIOS)[]).filter((s) => options.scenarios.includes(s));
+  // The service, its baselines and the dataset are set up only when a scenario needs them.
+  const ctx = wanted.length === 0 ? undefined : await setUp(options, log);
   try {
-    for (const scenario of Object.keys(SCENARIO_RUNNERS) as Scenario[]) {
-      if (!options.scenarios.includes(scenario)) continue;
+    for (const scenario of wanted) {
       log(`scenario ${scenario}`);
-      rows.push(...(await SCENARIO_RUNNERS[scenario](ctx, log)));
+      rows.push(...(await SERVICE_SCENARIOS[scenario](ctx as BenchContext, log)));
     }
   } finally {
-    await ctx.close();
+    await ctx?.close();
+  }
+  if (options.scenarios.includes("directory")) {
+    log(`scenario directory: ${options.directoryUsers.map((n) => n.toLocaleString("en-US")).join(", ")} users`);
+    rows.push(...(await directoryScenario(options.directoryUsers, options.seed)));
   }
   const { redisUrl: _redis, databaseUrl: _database, resultsDir: _dir, ...shown } = options;
   const result: RunResult = {
@@ -54,17 +60,17 @@ async function main(): Promise<void> {
     options: shown,
     dataset: {
       users: options.users,
-      store: ctx.store,
-      segments: ctx.segments.map((s) => ({ key: s.spec.key, members: s.spec.size, description: s.spec.description })),
+      store: ctx?.store ?? "none",
+      segments: ctx?.segments.map((s) => ({ key: s.spec.key, members: s.spec.size, description: s.spec.description })) ?? [],
     },
-    skipped: ctx.skipped,
+    skipped: ctx?.skipped ?? [],
     rows,
   };
   await mkdir(options.resultsDir, { recursive: true });
   const files = [join(options.resultsDir, `${options.name}.json`), ...(options.jsonFile === "" ? [] : [options.jsonFile])];
   await writeResult(result, files);
   process.stdout.write(`\n${markdownTable(rows)}\n\n`);
-  for (const reason of ctx.skipped) process.stdout.write(`Skipped baseline: ${reason}\n`);
+  for (const reason of result.skipped) process.stdout.write(`Skipped baseline: ${reason}\n`);
   process.stdout.write(`${result.durationS} s; results in ${files.join(", ")}\n`);
   if (options.updateReadme) {
     await updateReadme(result);

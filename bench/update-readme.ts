@@ -7,11 +7,12 @@ import { pathToFileURL } from "node:url";
 import { markdownTable, type RunResult } from "./lib/report.js";
 
 const README = new URL("./README.md", import.meta.url);
-const START = "<!-- results:start -->";
-const END = "<!-- results:end -->";
+/** Each named run (full, directory, …) has its own block in the README. */
+const markers = (name: string) => ({ START: `<!-- results:${name}:start -->`, END: `<!-- results:${name}:end -->` });
 
 /** Replaces the README's results block with `result`. */
 export async function updateReadme(result: RunResult): Promise<void> {
+  const { START, END } = markers(result.name);
   const text = await readFile(README, "utf8");
   const from = text.indexOf(START);
   const to = text.indexOf(END);

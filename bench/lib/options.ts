@@ -1,7 +1,7 @@
 /** Command-line options of `npm run bench`. */
 import { parseArgs } from "node:util";
 
-export const SCENARIOS = ["check", "bulk", "memory", "import", "subtract", "restart"] as const;
+export const SCENARIOS = ["check", "bulk", "memory", "import", "subtract", "restart", "directory"] as const;
 /** A scenario name. */
 export type Scenario = (typeof SCENARIOS)[number];
 
@@ -23,11 +23,13 @@ export interface BenchOptions {
   /** Extra segments seeded into the store before the restart, and their members in all. */
   restartSegments: number;
   restartMembers: number;
+  /** Directory sizes the `directory` scenario builds. */
+  directoryUsers: number[];
 }
 
 const HELP = `npm run bench -- [options]
   --quick              every scenario at small size (100k users, 2 s per load figure)
-  --scenario a,b       subset of: ${SCENARIOS.join(", ")} (default: all)
+  --scenario a,b       subset of: ${SCENARIOS.join(", ")} (default: all but directory)
   --users N            users in the directory; the dense segment holds all of them (default 10,000,000)
   --duration S         seconds per load measurement (default 10)
   --concurrency N      calls in flight per load worker for the throughput figures (default 16)
@@ -35,6 +37,7 @@ const HELP = `npm run bench -- [options]
   --store S            pglite | postgres: the service's own store (default postgres)
   --restart-segments N   segments added to the store before the restart (default 1,000; quick 100)
   --restart-members N    their members in all (default 50,000,000; quick 500,000)
+  --directory-users N,M  directory sizes for the directory scenario (default 10,000,000,50,000,000; quick: --users)
   --seed N             RNG seed for ids, memberships and lookups (default 873)
   --name NAME          results go to bench/results/NAME.json (default: full, or quick)
   --json FILE          also write the results to FILE
@@ -63,6 +66,7 @@ export function parseOptions(argv: string[]): BenchOptions {
       "update-readme": { type: "boolean", default: false },
       "restart-segments": { type: "string" },
       "restart-members": { type: "string" },
+      "directory-users": { type: "string" },
       help: { type: "boolean", default: false },
     },
   });
@@ -70,14 +74,16 @@ export function parseOptions(argv: string[]): BenchOptions {
     process.stdout.write(`${HELP}\n`);
     process.exit(0);
   }
-  const scenarios = (values.scenario?.split(",") ?? [...SCENARIOS]).map((s) => s.trim());
+  // The directory scenario measures a data structure, not the service: run it on its own.
+  const scenarios = (values.scenario?.split(",") ?? SCENARIOS.filter((s) => s !== "directory")).map((s) => s.trim());
   for (const s of scenarios)
     if (!(SCENARIOS as readonly string[]).includes(s)) fail(`unknown scenario ${s}; choose from ${SCENARIOS.join(", ")}`);
   if (values.store !== "pglite" && values.store !== "postgres") fail("--store must be pglite or postgres");
+  const users = count(values.users, values.quick ? 100_000 : 10_000_000, "--users");
   return {
     name: values.name ?? (values.quick ? "quick" : "full"),
     scenarios: scenarios as Scenario[],
-    users: count(values.users, values.quick ? 100_000 : 10_000_000, "--users"),
+    users,
     durationMs: Math.round(1000 * positive(values.duration, values.quick ? 2 : 10, "--duration")),
     concurrency: count(values.concurrency, 16, "--concurrency"),
     workers: count(values.workers, 2, "--workers"),
@@ -89,6 +95,9 @@ export function parseOptions(argv: string[]): BenchOptions {
     databaseUrl: process.env.BENCH_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test",
     updateReadme: values["update-readme"],
     restartSegments: whole(values["restart-segments"], values.quick ? 100 : 1_000, "--restart-segments"),
+    directoryUsers: (values["directory-users"]?.split(",") ?? (values.quick ? [String(users)] : ["10000000", "50000000"])).map((n) =>
+      count(n, 0, "--directory-users"),
+    ),
     restartMembers: whole(values["restart-members"], values.quick ? 500_000 : 50_000_000, "--restart-members"),
   };
 }

@@ -3,7 +3,8 @@
  * is the only place external ids live in memory. Pure: the store persists it, this only indexes.
  *
  * Built on typed arrays because a V8 Map stops at 2^24 entries and costs ~80 B per entry before
- * the string itself; here a user costs its UTF-8 bytes plus about 15 bytes, for any count of uids.
+ * the string itself. Here a user costs its UTF-8 bytes + 1, 9 bytes per uid, and 4 bytes per
+ * table slot (6–11 per user as the load goes from 0.7 to 0.35), for any uid below 2^32 − 1.
  * - Ids: records (one byte holding length − 1, then the UTF-8 bytes) appended to an arena of
  *   16 MiB chunks. A record never straddles chunks, so position = chunk × 2^24 + offset (40 bits).
  *   The arena never stores a record at position 0, so 0 marks a uid that was never assigned.
@@ -13,9 +14,13 @@
  * - A hash table: open addressing, linear probing, power-of-two `Uint32Array` of uid + 1 (0 is
  *   empty), load ≤ 0.7, indexed by the hash's top bits. Doubling rehashes from the stored hashes;
  *   because old slot i only feeds new slots near 2i, the new table is written nearly in order.
- * - Hash: FNV-1a over the UTF-8 bytes, finished with murmur3's fmix32 so the top bits are good.
- *   ASCII ids (all of the service's own datasets) are read with charCodeAt; only a non-ASCII id
- *   goes through TextEncoder.encodeInto, which costs a call per id.
+ *   Kept at 4 bytes a slot on purpose: holding the hash in the slot too (and 4-byte-aligned
+ *   records, so no high byte) measured ~25% more lookups/s at 10M users for ~12% more bytes.
+ * - Hash: MurmurHash3 (x86, 32-bit) over the UTF-8 bytes, read four at a time from the scratch
+ *   buffer. Every id is encoded with TextEncoder.encodeInto: a charCodeAt loop for ASCII ids with
+ *   byte-at-a-time FNV-1a was measured slower (best of 15 × 1M lookups of dataset ids in a warm
+ *   20k directory: 3.3–3.5M/s vs 4.1–4.4M/s for flat strings, 2.3M/s vs 2.8M/s for concatenated
+ *   ones), so there is one path. Hashes depend on byte order; they never leave the process.
  * Small directories stay small: the first arena chunk and each uid page start at the initial
  * capacity and double up to their full size.
  */
@@ -33,8 +38,6 @@ const MAX_ID_BYTES = 256;
 const MAX_UID = 2 ** 32 - 2;
 const MAX_LOAD = 0.7;
 const MIN_SLOTS = 16;
-const FNV_OFFSET = 0x811c9dc5;
-const FNV_PRIME = 0x01000193;
 /** With the u flag, a surrogate only matches when unpaired: such a string has no UTF-8 form. */
 const LONE_SURROGATE = /\p{Cs}/u;
 
@@ -58,8 +61,9 @@ export class UserDirectory {
   private limit: number;
   private count = 0;
   private bound = 0;
-  /** The id being looked up or added, as UTF-8; its length, or −1 when it cannot be an id. */
-  private readonly scratch = new Uint8Array(MAX_ID_BYTES);
+  /** The id being looked up or added, as UTF-8 (and as words, for hashing); its length, −1 if it cannot be an id. */
+  private readonly words = new Uint32Array(MAX_ID_BYTES / 4);
+  private readonly scratch = new Uint8Array(this.words.buffer);
   private scratchLength = 0;
 
   constructor(options: UserDirectoryOptions = {}) {
@@ -165,36 +169,20 @@ export class UserDirectory {
 
   /** Writes `id` as UTF-8 into the scratch buffer and returns its hash; scratchLength −1 if it cannot be an id. */
   private encode(id: string): number {
-    const length = id.length;
     // UTF-8 never takes fewer bytes than UTF-16 units, so a longer string cannot be an id.
-    if (length === 0 || length > MAX_ID_BYTES) {
+    if (id.length === 0 || id.length > MAX_ID_BYTES) {
       this.scratchLength = -1;
       return 0;
     }
-    const scratch = this.scratch;
-    let hash = FNV_OFFSET;
-    for (let i = 0; i < length; i++) {
-      const code = id.charCodeAt(i);
-      if (code >= 0x80) return this.encodeUtf8(id);
-      scratch[i] = code;
-      hash = Math.imul(hash ^ code, FNV_PRIME);
-    }
-    this.scratchLength = length;
-    return mix(hash);
-  }
-
-  /** encode()'s path for non-ASCII ids. */
-  private encodeUtf8(id: string): number {
     const { read, written } = encoder.encodeInto(id, this.scratch);
-    // A partial read means more than 256 bytes; a lone surrogate would be stored as U+FFFD.
-    if (read < id.length || LONE_SURROGATE.test(id)) {
+    // A partial read means more than 256 bytes; a lone surrogate would be stored as U+FFFD (and
+    // only a non-ASCII string, one with written ≠ read, can hold one).
+    if (read < id.length || (written !== read && LONE_SURROGATE.test(id))) {
       this.scratchLength = -1;
       return 0;
     }
-    let hash = FNV_OFFSET;
-    for (let i = 0; i < written; i++) hash = Math.imul(hash ^ (this.scratch[i] ?? 0), FNV_PRIME);
     this.scratchLength = written;
-    return mix(hash);
+    return murmur3(this.words, written);
   }
 }
 
@@ -328,13 +316,29 @@ function isUid(uid: number): boolean {
   return Number.isInteger(uid) && uid >= 0 && uid <= MAX_UID;
 }
 
-/** murmur3's fmix32: spreads FNV's weak high bits, which choose the slot. */
-function mix(hash: number): number {
-  let h = hash ^ (hash >>> 16);
+/** MurmurHash3_x86_32 (seed 0) of the first `length` bytes of `words`. */
+function murmur3(words: Uint32Array, length: number): number {
+  let h = 0;
+  const whole = length >>> 2;
+  for (let i = 0; i < whole; i++) {
+    h ^= scramble(words[i] ?? 0);
+    h = (Math.imul((h << 13) | (h >>> 19), 5) + 0xe6546b64) | 0;
+  }
+  // The bytes past `length` are left over from longer ids: mask them off.
+  const tail = length & 3;
+  if (tail !== 0) h ^= scramble((words[whole] ?? 0) & (0xffffffff >>> (32 - 8 * tail)));
+  // fmix32: every input bit reaches the top bits, which choose the slot.
+  h ^= length;
+  h ^= h >>> 16;
   h = Math.imul(h, 0x85ebca6b);
   h ^= h >>> 13;
   h = Math.imul(h, 0xc2b2ae35);
   return h ^ (h >>> 16);
+}
+
+function scramble(word: number): number {
+  const k = Math.imul(word, 0xcc9e2d51);
+  return Math.imul((k << 15) | (k >>> 17), 0x1b873593);
 }
 
 function nextPowerOfTwo(n: number): number {

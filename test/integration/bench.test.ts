@@ -34,6 +34,8 @@ describe("npm run bench", () => {
         "5",
         "--restart-members",
         "1000",
+        "--directory-users",
+        "3000",
         "--results-dir",
         dir,
         ...args,
@@ -47,11 +49,24 @@ describe("npm run bench", () => {
   };
 
   it("runs every scenario against every reachable baseline and writes the results", async () => {
-    const stdout = await bench(["--name", "tiny", "--workers", "1", "--concurrency", "2", "--json", join(dir, "copy.json")]);
+    const stdout = await bench([
+      "--name",
+      "tiny",
+      "--workers",
+      "1",
+      "--concurrency",
+      "2",
+      "--scenario",
+      "check,bulk,memory,import,subtract,restart,directory",
+      "--json",
+      join(dir, "copy.json"),
+    ]);
     const result = JSON.parse(await readFile(join(dir, "tiny.json"), "utf8")) as RunResult;
     expect(await readFile(join(dir, "copy.json"), "utf8")).toEqual(await readFile(join(dir, "tiny.json"), "utf8"));
     expect(result.skipped).toEqual([]);
-    expect(new Set(result.rows.map((r) => r.scenario))).toEqual(new Set(["bulk", "check", "memory", "import", "subtract", "restart"]));
+    expect(new Set(result.rows.map((r) => r.scenario))).toEqual(
+      new Set(["bulk", "check", "memory", "import", "subtract", "restart", "directory"]),
+    );
     const baselines = new Set(result.rows.map((r) => r.baseline));
     expect(baselines).toEqual(
       new Set([
@@ -65,6 +80,7 @@ describe("npm run bench", () => {
         "Postgres: COPY every membership row out",
         "Redis SDIFFSTORE",
         "Postgres EXCEPT (count)",
+        "V8 Map<string, number>",
       ]),
     );
     for (const row of result.rows) {

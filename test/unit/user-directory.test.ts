@@ -104,6 +104,15 @@ describe("UserDirectory", () => {
     expect(directory.byteSize()).toBeGreaterThan(count * "external-0".length);
   });
 
+  it("starts small and reports the bytes it holds", () => {
+    const directory = new UserDirectory();
+    const empty = directory.byteSize();
+    expect(empty).toBeGreaterThan(0);
+    expect(empty).toBeLessThan(64 * 1024);
+    for (let i = 0; i < 10_000; i++) directory.add(i, `user_${i}`);
+    expect(directory.byteSize()).toBeGreaterThan(empty + 10_000 * "user_0".length);
+  });
+
   it("holds more users than a V8 Map can (2^24)", () => {
     const directory = new UserDirectory();
     const count = 20_000_000;
