@@ -149,25 +149,25 @@ function wrap(method: DescMethod, handler: (...args: never[]) => unknown, option
     return status;
   };
   const call = handler as (...args: unknown[]) => Promise<unknown>;
+  // Unary and client-streaming calls both end in one response through grpc-js's callback.
+  const respond = (served: AnyCall, input: unknown, callback: grpc.sendUnaryData<unknown>) => {
+    const started = process.hrtime.bigint();
+    const ctx = context(method, served, options.log);
+    settle(() => call(input, ctx)).then(
+      (response) => {
+        finish(ctx, started);
+        callback(null, response);
+      },
+      (error: unknown) => callback(finish(ctx, started, error) as grpc.ServerErrorResponse),
+    );
+  };
   switch (method.methodKind) {
     case "unary":
-      return (unary: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
-        const started = process.hrtime.bigint();
-        const ctx = context(method, unary, options.log);
-        settle(() => call(unary.request, ctx)).then(
-          (response) => callback(null, response, undefined, finish(ctx, started) && undefined),
-          (error: unknown) => callback(finish(ctx, started, error) as grpc.ServerErrorResponse),
-        );
-      };
+      return (unary: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) =>
+        respond(unary, unary.request, callback);
     case "client_streaming":
-      return (stream: grpc.ServerReadableStream<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
-        const started = process.hrtime.bigint();
-        const ctx = context(method, stream, options.log);
-        settle(() => call(stream as AsyncIterable<unknown>, ctx)).then(
-          (response) => callback(null, response, undefined, finish(ctx, started) && undefined),
-          (error: unknown) => callback(finish(ctx, started, error) as grpc.ServerErrorResponse),
-        );
-      };
+      return (stream: grpc.ServerReadableStream<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) =>
+        respond(stream, stream, callback);
     case "server_streaming":
       return (stream: grpc.ServerWritableStream<unknown, unknown>) => {
         const started = process.hrtime.bigint();

@@ -56,18 +56,9 @@ function describe(error: unknown): { code: grpc.status; message: string; details
       details: [pack(BadRequestSchema, { fieldViolations: [{ field: error.field, description: error.message }] })],
     };
   }
-  if (error instanceof NotFoundError) {
+  if (error instanceof NotFoundError || error instanceof AlreadyExistsError) {
     return {
-      code: grpc.status.NOT_FOUND,
-      message: error.message,
-      details: [
-        pack(ResourceInfoSchema, { resourceType: error.resourceType, resourceName: error.resourceName, description: error.message }),
-      ],
-    };
-  }
-  if (error instanceof AlreadyExistsError) {
-    return {
-      code: grpc.status.ALREADY_EXISTS,
+      code: error instanceof NotFoundError ? grpc.status.NOT_FOUND : grpc.status.ALREADY_EXISTS,
       message: error.message,
       details: [
         pack(ResourceInfoSchema, { resourceType: error.resourceType, resourceName: error.resourceName, description: error.message }),

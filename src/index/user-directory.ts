@@ -93,6 +93,11 @@ export class UserDirectory {
     return entry === 0 ? undefined : entry - 1;
   }
 
+  /** Whether `uid` has been assigned (without decoding its id). */
+  has(uid: number): boolean {
+    return isUid(uid) && this.uids.position(uid) !== 0;
+  }
+
   /** The external id of `uid`, or undefined for a uid never assigned. */
   externalId(uid: number): string | undefined {
     if (!isUid(uid)) return undefined;

@@ -66,10 +66,9 @@ export class Compactor {
       snapshots++;
     }
     const horizon = new Date(clock().getTime() - policy.retentionMs);
-    let pruned = 0;
-    for (const id of [...state.segments.keys()]) {
-      if ((await store.pruneHistory(id, horizon)) !== undefined) pruned++;
-    }
+    const candidates = await store.pruneCandidates(horizon);
+    for (const { segmentId, base } of candidates) await store.pruneHistory(segmentId, base);
+    const pruned = candidates.length;
     return { snapshots, pruned };
   }
 }

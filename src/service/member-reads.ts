@@ -43,8 +43,7 @@ export class MemberReads {
     const { directory } = this.state;
     const uids: number[] = [];
     if (segment.type === "EVERYONE") {
-      for (let uid = after + 1; uid < directory.uidBound && uids.length <= size; uid++)
-        if (directory.externalId(uid) !== undefined) uids.push(uid);
+      for (let uid = after + 1; uid < directory.uidBound && uids.length <= size; uid++) if (directory.has(uid)) uids.push(uid);
     } else {
       const bitmap = this.state.bitmaps.get(id);
       uids.push(...page(bitmap, after < 0 ? 0 : bitmap.rank(after), size + 1));

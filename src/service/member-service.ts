@@ -11,7 +11,7 @@ import type { Queryable } from "../store/database.js";
 import { type SegmentStore, type UserRow, VersionConflictError } from "../store/segment-store.js";
 import { ImportParser, type InvalidEntry } from "./import-parser.js";
 import type { KeyedMutex } from "./keyed-mutex.js";
-import { catchUp, type SegmentState } from "./segment-state.js";
+import { catchUp, readBackUsers, type SegmentState } from "./segment-state.js";
 import { checkUserIds } from "./validation.js";
 import { membershipAt } from "./versions.js";
 
@@ -58,8 +58,21 @@ interface Computed {
 type Compute = (segment: Segment, current: RoaringBitmap32, tx: Queryable) => Promise<Computed>;
 
 const EDITABLE_MEMBERS: readonly SegmentStatus[] = ["DRAFT", "ACTIVE", "PAUSED"];
+/** What a member operation is called, what its log rows say caused them, and which types it takes. */
+interface ChangeKind {
+  operation: string;
+  trigger: ChangeTrigger;
+  types: readonly SegmentType[];
+}
+
 const STATIC_ONLY: readonly SegmentType[] = ["STATIC"];
-const READBACK_PAGE = 50_000;
+const KINDS = {
+  add: { operation: "AddMembers", trigger: "ADD", types: STATIC_ONLY },
+  remove: { operation: "RemoveMembers", trigger: "REMOVE", types: STATIC_ONLY },
+  import: { operation: "ImportMembers", trigger: "IMPORT", types: STATIC_ONLY },
+  subtract: { operation: "SubtractSegment", trigger: "SUBTRACT", types: STATIC_ONLY },
+  rollback: { operation: "RollbackSegment", trigger: "ROLLBACK", types: ["STATIC", "DYNAMIC"] },
+} satisfies Record<string, ChangeKind>;
 
 /** Changes the membership of segments. */
 export class MemberService {
@@ -68,7 +81,7 @@ export class MemberService {
   /** Adds users to a STATIC segment; unknown users join the directory. */
   async addMembers(id: string, userIds: readonly string[]): Promise<MemberChangeResult> {
     checkUserIds(userIds, this.deps.maxIdsPerCall);
-    return this.change(id, "AddMembers", "ADD", STATIC_ONLY, async (_segment, current, tx) => {
+    return this.change(id, KINDS.add, async (_segment, current, tx) => {
       const { uids, unknown } = this.resolveKnown(userIds);
       // New users get their uid in the same transaction as the change that first names them.
       const newUsers = await this.deps.store.resolveNewUsers(tx, [...unknown]);
@@ -81,7 +94,7 @@ export class MemberService {
   /** Removes users from a STATIC segment; unknown users are simply not members. */
   async removeMembers(id: string, userIds: readonly string[]): Promise<MemberChangeResult> {
     checkUserIds(userIds, this.deps.maxIdsPerCall);
-    return this.change(id, "RemoveMembers", "REMOVE", STATIC_ONLY, async (_segment, current) => {
+    return this.change(id, KINDS.remove, async (_segment, current) => {
       const { uids, unknown } = this.resolveKnown(userIds);
       const requested = bitmapOf(Uint32Array.from(uids));
       return { requested: requested.size + unknown.size, delta: removeDelta(current, requested) };
@@ -100,7 +113,7 @@ export class MemberService {
     signal: AbortSignal,
   ): Promise<MemberChangeResult & { invalidCount: number; invalid: InvalidEntry[] }> {
     const parser = new ImportParser();
-    const result = await this.change(id, "ImportMembers", "IMPORT", STATIC_ONLY, async (_segment, current, tx) => {
+    const result = await this.change(id, KINDS.import, async (_segment, current, tx) => {
       const requested = new RoaringBitmap32();
       const newUids = new RoaringBitmap32();
       const take = async (ids: string[]) => {
@@ -113,7 +126,7 @@ export class MemberService {
         }
         for (const row of await this.deps.store.resolveNewUsers(tx, [...unknown])) {
           requested.add(row.uid);
-          if (this.deps.state.directory.externalId(row.uid) === undefined) newUids.add(row.uid);
+          if (!this.deps.state.directory.has(row.uid)) newUids.add(row.uid);
         }
       };
       for await (const chunk of chunks) {
@@ -149,7 +162,7 @@ export class MemberService {
     const { state } = this.deps;
     state.require(subtractId, "subtract_segment_id");
     let subtractedVersion = 0;
-    const result = await this.change(id, "SubtractSegment", "SUBTRACT", STATIC_ONLY, async (_segment, current) => {
+    const result = await this.change(id, KINDS.subtract, async (_segment, current) => {
       const other = state.require(subtractId, "subtract_segment_id");
       if (other.status === "DRAFT") {
         throw new FailedPreconditionError(
@@ -166,7 +179,7 @@ export class MemberService {
 
   /** Restores the membership of an earlier version as a new version. */
   async rollback(id: string, toVersion: number): Promise<MemberChangeResult> {
-    return this.change(id, "RollbackSegment", "ROLLBACK", ["STATIC", "DYNAMIC"], async (segment, current, tx) => {
+    return this.change(id, KINDS.rollback, async (segment, current, tx) => {
       const target = await membershipAt(this.deps.store, segment, current, toVersion, "to_version", tx);
       return { requested: 0, delta: { added: RoaringBitmap32.andNot(target, current), removed: RoaringBitmap32.andNot(current, target) } };
     });
@@ -190,18 +203,12 @@ export class MemberService {
    * when it changes anything, append it as the next version; after COMMIT, publish the bitmap
    * and enter new users in the directory. A change that changes nothing writes no version.
    */
-  private async change(
-    id: string,
-    operation: string,
-    trigger: ChangeTrigger,
-    types: readonly SegmentType[],
-    compute: Compute,
-  ): Promise<MemberChangeResult> {
+  private async change(id: string, kind: ChangeKind, compute: Compute): Promise<MemberChangeResult> {
     const { state, store, locks } = this.deps;
     state.require(id);
     return locks.run(id, async () => {
       try {
-        return await this.changeLocked(id, operation, trigger, types, compute);
+        return await this.changeLocked(id, kind, compute);
       } catch (error: unknown) {
         if (!(error instanceof VersionConflictError)) throw error;
         await catchUp(store, state, id);
@@ -211,16 +218,10 @@ export class MemberService {
   }
 
   /** The body of `change`, run under the segment's lock. */
-  private async changeLocked(
-    id: string,
-    operation: string,
-    trigger: ChangeTrigger,
-    types: readonly SegmentType[],
-    compute: Compute,
-  ): Promise<MemberChangeResult> {
+  private async changeLocked(id: string, kind: ChangeKind, compute: Compute): Promise<MemberChangeResult> {
     const { state, store } = this.deps;
     const segment = state.require(id);
-    checkMembersEditable(segment, operation, types);
+    checkMembersEditable(segment, kind);
     const current = state.bitmaps.get(id);
     const { computed, next, bytes, at } = await store.transaction(async (tx) => {
       const computed = await compute(segment, current, tx);
@@ -238,7 +239,7 @@ export class MemberService {
         addedCount: delta.added.size,
         removedCount: delta.removed.size,
         memberCount: next.size,
-        trigger,
+        trigger: kind.trigger,
         at,
       });
       return { computed, next, bytes: added.byteLength + removed.byteLength, at };
@@ -258,17 +259,12 @@ export class MemberService {
 
   /** Adds the users a committed change created to the directory. */
   private async enterNewUsers(computed: Computed): Promise<void> {
-    const { directory } = this.deps.state;
-    for (const user of computed.newUsers ?? []) directory.add(user.uid, user.external_id);
-    if (computed.newUids === undefined || computed.newUids.size === 0) return;
-    for (let offset = 0; offset < computed.newUids.size; offset += READBACK_PAGE) {
-      const page = computed.newUids.rangeUint32Array(new Uint32Array(READBACK_PAGE), offset, READBACK_PAGE);
-      for (const user of await this.deps.store.usersByUid(Array.from(page))) directory.add(user.uid, user.external_id);
-    }
+    for (const user of computed.newUsers ?? []) this.deps.state.directory.add(user.uid, user.external_id);
+    if (computed.newUids !== undefined) await readBackUsers(this.deps.store, this.deps.state, computed.newUids);
   }
 }
 
-function checkMembersEditable(segment: Segment, operation: string, types: readonly SegmentType[]): void {
+function checkMembersEditable(segment: Segment, { operation, types }: ChangeKind): void {
   if (!types.includes(segment.type)) {
     throw new FailedPreconditionError("type", `${operation} needs a ${types.join(" or ")} segment; this one is ${segment.type}`);
   }

@@ -4,7 +4,7 @@
  */
 
 import { NotFoundError } from "../errors.js";
-import type { RoaringBitmap32 } from "../index/roaring.js";
+import { RoaringBitmap32 } from "../index/roaring.js";
 import { SegmentBitmaps } from "../index/segment-bitmaps.js";
 import { UserDirectory } from "../index/user-directory.js";
 import type { Segment } from "../model.js";
@@ -79,12 +79,17 @@ async function loadMembership(store: SegmentStore, state: SegmentState, segment:
 export async function catchUp(store: SegmentStore, state: SegmentState, id: string): Promise<void> {
   const segment = await store.loadSegment(id);
   if (segment === undefined) return;
-  const { members, version } = await replayTo(store, id, Number.MAX_SAFE_INTEGER);
-  if (version !== segment.version) throw new Error(`segment ${id}: the log reaches version ${version}, the row says ${segment.version}`);
-  const missing = members.toArray().filter((uid) => state.directory.externalId(uid) === undefined);
-  for (let i = 0; i < missing.length; i += 50_000) {
-    for (const user of await store.usersByUid(missing.slice(i, i + 50_000))) state.directory.add(user.uid, user.external_id);
-  }
+  const members = await loadMembership(store, state, segment);
+  const missing = new RoaringBitmap32(members.toArray().filter((uid) => !state.directory.has(uid)));
+  await readBackUsers(store, state, missing);
   state.bitmaps.set(id, members);
   state.segments.set(id, segment);
+}
+
+/** Enters the users with `uids` into the directory, reading them from the store in pages. */
+export async function readBackUsers(store: SegmentStore, state: SegmentState, uids: RoaringBitmap32): Promise<void> {
+  for (let offset = 0; offset < uids.size; offset += PAGE) {
+    const page = uids.rangeUint32Array(new Uint32Array(PAGE), offset, PAGE);
+    for (const user of await store.usersByUid(Array.from(page))) state.directory.add(user.uid, user.external_id);
+  }
 }

@@ -253,21 +253,24 @@ export class SegmentStore {
   }
 
   /**
-   * Drops history that fell out of retention: everything before the newest snapshot taken before
-   * `horizon`, which is kept as the base that later versions are rebuilt from.
+   * Segments with history to prune: the newest snapshot taken before `horizon` is newer than the
+   * oldest version they still keep. That snapshot becomes the base later versions rebuild from.
    */
-  async pruneHistory(segmentId: string, horizon: Date): Promise<number | undefined> {
-    return this.db.transaction(async (tx) => {
-      const rows = await tx.query<{ version: number | null }>(
-        "SELECT max(version) AS version FROM membership_snapshots WHERE segment_id = $1 AND created_at <= $2",
-        [segmentId, horizon],
-      );
-      const base = rows[0]?.version ?? null;
-      if (base === null) return undefined;
+  async pruneCandidates(horizon: Date): Promise<{ segmentId: string; base: number }[]> {
+    return this.db.query<{ segmentId: string; base: number }>(
+      `SELECT s.segment_id AS "segmentId", max(s.version) AS base
+       FROM membership_snapshots s JOIN segments g ON g.id = s.segment_id
+       WHERE s.created_at <= $1 GROUP BY s.segment_id, g.history_from HAVING max(s.version) > g.history_from`,
+      [horizon],
+    );
+  }
+
+  /** Drops every change up to `base` and every snapshot before it; `base` becomes the oldest version. */
+  async pruneHistory(segmentId: string, base: number): Promise<void> {
+    await this.db.transaction(async (tx) => {
       await tx.query("DELETE FROM membership_changes WHERE segment_id = $1 AND version <= $2", [segmentId, base]);
       await tx.query("DELETE FROM membership_snapshots WHERE segment_id = $1 AND version < $2", [segmentId, base]);
       await tx.query("UPDATE segments SET history_from = $2 WHERE id = $1 AND history_from < $2", [segmentId, base]);
-      return base;
     });
   }
 
