@@ -15,6 +15,7 @@ import { MembershipService } from "./service/membership-service.js";
 import { SegmentService } from "./service/segment-service.js";
 import { loadState } from "./service/segment-state.js";
 import type { Database } from "./store/database.js";
+import { ImportStagingStore } from "./store/import-staging-store.js";
 import { migrate } from "./store/migrate.js";
 import { PgliteDatabase } from "./store/pglite-database.js";
 import { PostgresDatabase } from "./store/postgres-database.js";
@@ -43,18 +44,30 @@ export async function startApp(config: Config, log: Logger, clock: () => Date = 
     log.info({ segments: state.segments.size, users: state.directory.size, ms: Math.round(performance.now() - started) }, "state loaded");
     const locks = new KeyedMutex();
     const segments = new SegmentService({ state, store, clock, locks });
-    const members = new MemberService({ state, store, clock, locks, maxIdsPerCall: config.maxIdsPerCall });
+    const staging = new ImportStagingStore(db);
+    const members = new MemberService({ state, store, staging, clock, locks, maxIdsPerCall: config.maxIdsPerCall });
     const membership = new MembershipService(state, config.maxIdsPerCall);
     const reads = new MemberReads(state, store);
     const compactor = new Compactor({
       state,
       store,
+      staging,
       clock,
       log,
       policy: { maxChanges: config.snapshotEveryChanges, minBytes: 1 << 20, retentionMs: config.historyRetentionMs },
     });
     compactor.start(config.compactionIntervalMs);
-    const server = new GrpcServer({ segments, members, reads, membership, state, log, maxMessageBytes: config.maxMessageBytes });
+    const server = new GrpcServer({
+      segments,
+      members,
+      reads,
+      membership,
+      state,
+      log,
+      maxMessageBytes: config.maxMessageBytes,
+      maxIdsPerCall: config.maxIdsPerCall,
+      streams: { idleMs: config.streamIdleMs, maxMs: config.streamMaxMs },
+    });
     const grpcPort = await server.listen(config.grpcHost, config.grpcPort);
     const http = await startHttpServer({ state, health: server.health, calls: server.calls }, config.grpcHost, config.httpPort);
     log.info({ host: config.grpcHost, port: grpcPort, httpPort: http.port, store: db.kind }, "serving gRPC");
@@ -80,9 +93,9 @@ export async function startApp(config: Config, log: Logger, clock: () => Date = 
 export async function openDatabase(config: Config, log: Logger): Promise<Database> {
   if (config.databaseUrl !== undefined) {
     log.info({ database: redactUrl(config.databaseUrl) }, "using Postgres");
-    return new PostgresDatabase(config.databaseUrl, log);
+    return new PostgresDatabase(config.databaseUrl, log, { statementMs: config.statementTimeoutMs, lockMs: config.lockTimeoutMs });
   }
   await mkdir(config.dataDir, { recursive: true });
   log.info({ dataDir: config.dataDir }, "using embedded PGlite");
-  return PgliteDatabase.open(config.dataDir);
+  return PgliteDatabase.open(config.dataDir, config.lockTimeoutMs);
 }

@@ -26,6 +26,14 @@ export interface Config {
   compactionIntervalMs: number;
   /** Changes since the last snapshot that trigger a new one. */
   snapshotEveryChanges: number;
+  /** Client streams: the longest wait for the next message before the call fails. */
+  streamIdleMs: number;
+  /** Client streams: the longest a stream may stay open. */
+  streamMaxMs: number;
+  /** Longest a database statement may run (server-side statement_timeout; client-side too). */
+  statementTimeoutMs: number;
+  /** Longest a statement may wait for a row or table lock (Postgres lock_timeout). */
+  lockTimeoutMs: number;
 }
 
 /** A variable that failed validation; main prints it and exits non-zero. */
@@ -56,6 +64,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     historyRetentionMs: integer(env, "HISTORY_RETENTION_DAYS", 30, 1, 3650) * 86_400_000,
     compactionIntervalMs: integer(env, "COMPACTION_INTERVAL_MS", 60_000, 100, 86_400_000),
     snapshotEveryChanges: integer(env, "SNAPSHOT_EVERY_CHANGES", 200, 1, 1_000_000),
+    streamIdleMs: integer(env, "STREAM_IDLE_MS", 30_000, 100, 3_600_000),
+    streamMaxMs: integer(env, "STREAM_MAX_MS", 3_600_000, 1_000, 86_400_000),
+    statementTimeoutMs: integer(env, "DB_STATEMENT_TIMEOUT_MS", 60_000, 100, 3_600_000),
+    lockTimeoutMs: integer(env, "DB_LOCK_TIMEOUT_MS", 10_000, 100, 3_600_000),
   };
 }
 

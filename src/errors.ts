@@ -66,11 +66,28 @@ export class ResourceExhaustedError extends DomainError {
   }
 }
 
-/** A dependency (the database) cannot be reached; the write was not applied. */
+/** A dependency (the database) cannot be reached or did not answer in time; the write was not applied. */
 export class UnavailableError extends DomainError {
   readonly reason = "UNAVAILABLE";
-  constructor(description: string, options?: { cause?: unknown }) {
+  constructor(
+    description: string,
+    options?: { cause?: unknown },
+    /** How long the caller should wait before retrying (sent as google.rpc.RetryInfo). */
+    readonly retryAfterMs = 1_000,
+  ) {
     super(description, options);
+  }
+}
+
+/** The call's deadline (the client's, or a server limit such as the longest stream) passed first; nothing was applied. */
+export class DeadlineExceededError extends DomainError {
+  readonly reason = "DEADLINE_EXCEEDED";
+  constructor(
+    /** Which deadline: "deadline" for the client's own, else the server setting's name. */
+    readonly limit: string,
+    description: string,
+  ) {
+    super(description);
   }
 }
 

@@ -9,7 +9,6 @@ import {
   type DescMessage,
   type DescMethod,
   type DescService,
-  fromBinary,
   type MessageInitShape,
   type MessageShape,
   toBinary,
@@ -17,14 +16,27 @@ import {
 import type { GenService, GenServiceMethods } from "@bufbuild/protobuf/codegenv2";
 import * as grpc from "@grpc/grpc-js";
 import type { Logger } from "pino";
+import { CancelledError, DeadlineExceededError, ResourceExhaustedError } from "../errors.js";
+import { type Precheck, RejectedRequest, safeDeserializer } from "./request-decoding.js";
 import { toStatus } from "./status.js";
+import { readStream, type StreamLimits } from "./stream-reader.js";
+
+/**
+ * A change must commit this long before the call's deadline: the client's timer starts before
+ * ours (the request is in flight meanwhile), so a commit just inside our deadline could land
+ * just outside the client's, which would then report a failure for an applied change.
+ */
+const DEADLINE_MARGIN_MS = 50;
 
 /** What a handler knows about its call besides the request. */
 export interface CallContext {
   readonly requestId: string;
   readonly method: string;
   readonly metadata: grpc.Metadata;
-  /** Aborted when the client cancels or the deadline passes (created on first use). */
+  /**
+   * Aborted when the client cancels or the call's deadline (less a safety margin) passes; its
+   * reason is the CancelledError or DeadlineExceededError to answer with. Created on first use.
+   */
   readonly signal: AbortSignal;
   /** A child logger carrying the request id and method (built on first use). */
   readonly log: Logger;
@@ -63,6 +75,10 @@ export type CallObserver = (code: grpc.status, durationNs: bigint, ctx: CallCont
 export interface AdapterOptions {
   log: Logger;
   observe: CallObserver;
+  /** Idle and duration limits of client streams (and of a server stream waiting for its reader). */
+  streams: StreamLimits;
+  /** Raw-byte checks by method ("segments.v1.SegmentService/AddMembers"), run before decoding. */
+  prechecks?: Readonly<Record<string, Precheck>>;
 }
 
 /** Adds `service`, implemented by `handlers`, to `server`. */
@@ -78,21 +94,21 @@ export function addService<S extends DescService>(
   for (const method of service.methods) {
     const handler = byLocalName[method.localName];
     if (handler === undefined) throw new Error(`no handler for ${service.typeName}.${method.name}`);
-    definition[method.name] = methodDefinition(method);
+    definition[method.name] = methodDefinition(method, options.prechecks?.[`${service.typeName}/${method.name}`]);
     implementation[method.name] = wrap(method, handler, options);
   }
   server.addService(definition, implementation);
 }
 
-function methodDefinition(method: DescMethod): grpc.MethodDefinition<unknown, unknown> {
+function methodDefinition(method: DescMethod, precheck: Precheck | undefined): grpc.MethodDefinition<unknown, unknown> {
   return {
     path: `/${method.parent.typeName}/${method.name}`,
     requestStream: method.methodKind === "client_streaming" || method.methodKind === "bidi_streaming",
     responseStream: method.methodKind === "server_streaming" || method.methodKind === "bidi_streaming",
     requestSerialize: serializer(method.input),
-    requestDeserialize: (bytes: Buffer) => fromBinary(method.input, bytes),
+    requestDeserialize: safeDeserializer(method.input, precheck),
     responseSerialize: serializer(method.output),
-    responseDeserialize: (bytes: Buffer) => fromBinary(method.output, bytes),
+    responseDeserialize: safeDeserializer(method.output),
     originalName: method.localName,
   };
 }
@@ -110,13 +126,15 @@ type AnyCall =
   | grpc.ServerReadableStream<unknown, unknown>
   | grpc.ServerWritableStream<unknown, unknown>;
 
-function context(method: DescMethod, call: AnyCall, baseLog: Logger): CallContext {
+/** A call's context, and `dispose` to stop its deadline timer once the call is answered. */
+function context(method: DescMethod, call: AnyCall, baseLog: Logger): { ctx: CallContext; dispose: () => void } {
   const name = `${method.parent.typeName}/${method.name}`;
   // Request id, logger and abort signal are built on first use: the hot path needs none of them.
   let requestId: string | undefined;
   let log: Logger | undefined;
   let signal: AbortSignal | undefined;
-  return {
+  let timer: NodeJS.Timeout | undefined;
+  const ctx: CallContext = {
     method: name,
     metadata: call.metadata,
     get requestId() {
@@ -129,8 +147,10 @@ function context(method: DescMethod, call: AnyCall, baseLog: Logger): CallContex
     get signal() {
       if (signal === undefined) {
         const controller = new AbortController();
-        if (call.cancelled) controller.abort(new Error("cancelled by the client"));
-        else (call as grpc.ServerUnaryCall<unknown, unknown>).on("cancelled", () => controller.abort(new Error("cancelled by the client")));
+        const cancelled = () => controller.abort(new CancelledError("the client cancelled the call; nothing was applied"));
+        if (call.cancelled) cancelled();
+        else (call as grpc.ServerUnaryCall<unknown, unknown>).on("cancelled", cancelled);
+        timer = deadlineTimer(call, controller);
         signal = controller.signal;
       }
       return signal;
@@ -140,6 +160,23 @@ function context(method: DescMethod, call: AnyCall, baseLog: Logger): CallContex
       return log;
     },
   };
+  return { ctx, dispose: () => clearTimeout(timer) };
+}
+
+/** Aborts `controller` DEADLINE_MARGIN_MS before the call's deadline, if it has one. */
+function deadlineTimer(call: AnyCall, controller: AbortController): NodeJS.Timeout | undefined {
+  const deadline = call.getDeadline();
+  const at = deadline instanceof Date ? deadline.getTime() : deadline;
+  if (!Number.isFinite(at)) return undefined;
+  const timer = setTimeout(
+    () =>
+      controller.abort(
+        new DeadlineExceededError("deadline", "the call's deadline passed before its change committed; nothing was applied"),
+      ),
+    Math.max(0, at - DEADLINE_MARGIN_MS - Date.now()),
+  );
+  timer.unref();
+  return timer;
 }
 
 function wrap(method: DescMethod, handler: (...args: never[]) => unknown, options: AdapterOptions): grpc.UntypedHandleCall {
@@ -150,39 +187,55 @@ function wrap(method: DescMethod, handler: (...args: never[]) => unknown, option
   };
   const call = handler as (...args: unknown[]) => Promise<unknown>;
   // Unary and client-streaming calls both end in one response through grpc-js's callback.
-  const respond = (served: AnyCall, input: unknown, callback: grpc.sendUnaryData<unknown>) => {
+  const respond = (served: AnyCall, input: (ctx: CallContext) => unknown, callback: grpc.sendUnaryData<unknown>) => {
     const started = process.hrtime.bigint();
-    const ctx = context(method, served, options.log);
-    settle(() => call(input, ctx)).then(
+    const { ctx, dispose } = context(method, served, options.log);
+    settle(() => call(input(ctx), ctx)).then(
       (response) => {
+        dispose();
         finish(ctx, started);
         callback(null, response);
       },
-      (error: unknown) => callback(finish(ctx, started, error) as grpc.ServerErrorResponse),
+      (error: unknown) => {
+        dispose();
+        callback(finish(ctx, started, error) as grpc.ServerErrorResponse);
+      },
     );
   };
   switch (method.methodKind) {
     case "unary":
       return (unary: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) =>
-        respond(unary, unary.request, callback);
+        respond(unary, () => accepted(unary.request), callback);
     case "client_streaming":
-      return (stream: grpc.ServerReadableStream<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) =>
-        respond(stream, stream, callback);
+      return (stream: grpc.ServerReadableStream<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
+        const startedAt = performance.now();
+        respond(stream, (ctx) => readStream(stream, ctx.signal, options.streams, startedAt), callback);
+      };
     case "server_streaming":
       return (stream: grpc.ServerWritableStream<unknown, unknown>) => {
         const started = process.hrtime.bigint();
-        const ctx = context(method, stream, options.log);
-        settle(() => call(stream.request, sender(stream, ctx.signal), ctx)).then(
+        const { ctx, dispose } = context(method, stream, options.log);
+        settle(() => call(accepted(stream.request), sender(stream, ctx.signal, options.streams.idleMs), ctx)).then(
           () => {
+            dispose();
             finish(ctx, started);
             stream.end();
           },
-          (error: unknown) => stream.emit("error", finish(ctx, started, error)),
+          (error: unknown) => {
+            dispose();
+            stream.emit("error", finish(ctx, started, error));
+          },
         );
       };
     default:
       throw new Error(`${method.methodKind} methods are not supported (${method.parent.typeName}.${method.name})`);
   }
+}
+
+/** The decoded request, or the reason it was refused (thrown, so the call answers with it). */
+function accepted(request: unknown): unknown {
+  if (request instanceof RejectedRequest) throw request.error;
+  return request;
 }
 
 /** Runs `fn`, turning a synchronous throw into a rejection. */
@@ -194,20 +247,39 @@ function settle(fn: () => unknown): Promise<unknown> {
   }
 }
 
-/** A send function that honours backpressure: it resolves once the stream can take more. */
-function sender(stream: grpc.ServerWritableStream<unknown, unknown>, signal: AbortSignal): (message: unknown) => Promise<void> {
+/**
+ * A send function that honours backpressure: it resolves once the stream can take more, and
+ * fails the call when the reader takes nothing for `idleMs` (a stalled reader must not pin the
+ * stream's state forever).
+ */
+function sender(
+  stream: grpc.ServerWritableStream<unknown, unknown>,
+  signal: AbortSignal,
+  idleMs: number,
+): (message: unknown) => Promise<void> {
   return (message) =>
     new Promise<void>((resolve, reject) => {
       if (signal.aborted) return reject(signal.reason);
       if (stream.write(message)) return resolve();
-      const onDrain = () => {
+      const done = () => {
+        clearTimeout(timer);
+        stream.removeListener("drain", onDrain);
         signal.removeEventListener("abort", onAbort);
+      };
+      const onDrain = () => {
+        done();
         resolve();
       };
       const onAbort = () => {
-        stream.removeListener("drain", onDrain);
+        done();
         reject(signal.reason);
       };
+      const timer = setTimeout(() => {
+        done();
+        reject(
+          new ResourceExhaustedError("STREAM_IDLE_MS", `the reader took nothing for ${idleMs} ms (STREAM_IDLE_MS); the stream was closed`),
+        );
+      }, idleMs);
       stream.once("drain", onDrain);
       signal.addEventListener("abort", onAbort, { once: true });
     });

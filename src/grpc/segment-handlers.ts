@@ -35,6 +35,7 @@ export function segmentHandlers({ segments, members, reads, state }: SegmentHand
             schedule: scheduleFromProto(req.schedule),
           },
           caller(ctx),
+          ctx.signal,
         ),
       ),
     getSegment: (req) => wire(segments.getSegment(req.segmentId)),
@@ -53,17 +54,19 @@ export function segmentHandlers({ segments, members, reads, state }: SegmentHand
       if (req.segment?.id !== undefined && req.segment.id !== "" && req.segment.id !== req.segmentId) {
         throw new InvalidArgumentError("segment.id", "must be empty or equal segment_id");
       }
-      return wire(await segments.updateSegment(req.segmentId, req.updateMask?.paths ?? [], definitionFromProto(req.segment), caller(ctx)));
+      return wire(
+        await segments.updateSegment(req.segmentId, req.updateMask?.paths ?? [], definitionFromProto(req.segment), caller(ctx), ctx.signal),
+      );
     },
-    deleteSegment: async (req) => {
-      await segments.deleteSegment(req.segmentId);
+    deleteSegment: async (req, ctx) => {
+      await segments.deleteSegment(req.segmentId, ctx.signal);
       return {};
     },
-    activateSegment: async (req, ctx) => wire(await segments.transition(req.segmentId, "ActivateSegment", caller(ctx))),
-    pauseSegment: async (req, ctx) => wire(await segments.transition(req.segmentId, "PauseSegment", caller(ctx))),
-    resumeSegment: async (req, ctx) => wire(await segments.transition(req.segmentId, "ResumeSegment", caller(ctx))),
-    archiveSegment: async (req, ctx) => wire(await segments.transition(req.segmentId, "ArchiveSegment", caller(ctx))),
-    restoreSegment: async (req, ctx) => wire(await segments.transition(req.segmentId, "RestoreSegment", caller(ctx))),
+    activateSegment: async (req, ctx) => wire(await segments.transition(req.segmentId, "ActivateSegment", caller(ctx), ctx.signal)),
+    pauseSegment: async (req, ctx) => wire(await segments.transition(req.segmentId, "PauseSegment", caller(ctx), ctx.signal)),
+    resumeSegment: async (req, ctx) => wire(await segments.transition(req.segmentId, "ResumeSegment", caller(ctx), ctx.signal)),
+    archiveSegment: async (req, ctx) => wire(await segments.transition(req.segmentId, "ArchiveSegment", caller(ctx), ctx.signal)),
+    restoreSegment: async (req, ctx) => wire(await segments.transition(req.segmentId, "RestoreSegment", caller(ctx), ctx.signal)),
     listSegmentHistory: async (req) => {
       const page = await segments.listHistory(req.segmentId, req.pageSize, req.pageToken);
       return {
@@ -78,12 +81,12 @@ export function segmentHandlers({ segments, members, reads, state }: SegmentHand
         nextPageToken: page.nextPageToken,
       };
     },
-    addMembers: async (req) => {
-      const result = await members.addMembers(req.segmentId, req.userIds);
+    addMembers: async (req, ctx) => {
+      const result = await members.addMembers(req.segmentId, req.userIds, ctx.signal);
       return counts(result, { added: BigInt(result.added) });
     },
-    removeMembers: async (req) => {
-      const result = await members.removeMembers(req.segmentId, req.userIds);
+    removeMembers: async (req, ctx) => {
+      const result = await members.removeMembers(req.segmentId, req.userIds, ctx.signal);
       return counts(result, { removed: BigInt(result.removed) });
     },
     importMembers: async (requests, ctx) => {
@@ -110,8 +113,8 @@ export function segmentHandlers({ segments, members, reads, state }: SegmentHand
       const page = reads.listMembers(req.segmentId, req.pageSize, req.pageToken);
       return { userIds: page.userIds, nextPageToken: page.nextPageToken, version: BigInt(page.version) };
     },
-    subtractSegment: async (req) => {
-      const result = await members.subtractSegment(req.segmentId, req.subtractSegmentId);
+    subtractSegment: async (req, ctx) => {
+      const result = await members.subtractSegment(req.segmentId, req.subtractSegmentId, ctx.signal);
       return {
         removed: BigInt(result.removed),
         version: BigInt(result.version),
@@ -130,8 +133,8 @@ export function segmentHandlers({ segments, members, reads, state }: SegmentHand
         toVersion: BigInt(page.toVersion),
       };
     },
-    rollbackSegment: async (req) => {
-      const result = await members.rollback(req.segmentId, Number(req.toVersion));
+    rollbackSegment: async (req, ctx) => {
+      const result = await members.rollback(req.segmentId, Number(req.toVersion), ctx.signal);
       return {
         version: BigInt(result.version),
         memberCount: BigInt(result.memberCount),

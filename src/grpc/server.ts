@@ -20,8 +20,11 @@ import { CallStats } from "./call-stats.js";
 import { HealthState } from "./health.js";
 import { membershipHandlers } from "./membership-handlers.js";
 import { addReflection } from "./reflection.js";
+import type { Precheck } from "./request-decoding.js";
 import { segmentHandlers } from "./segment-handlers.js";
 import { isUnexpected } from "./status.js";
+import type { StreamLimits } from "./stream-reader.js";
+import { entryLimit } from "./wire-limits.js";
 
 /** What the server serves. */
 export interface GrpcServerDeps {
@@ -32,7 +35,16 @@ export interface GrpcServerDeps {
   state: SegmentState;
   log: Logger;
   maxMessageBytes: number;
+  maxIdsPerCall: number;
+  streams: StreamLimits;
 }
+
+/**
+ * The server pings a connection idle for this long and drops it when the ping goes unanswered,
+ * so a vanished client cannot keep a stream (and what it holds) open.
+ */
+const KEEPALIVE_TIME_MS = 60_000;
+const KEEPALIVE_TIMEOUT_MS = 20_000;
 
 /** A running gRPC server. */
 export class GrpcServer {
@@ -44,8 +56,15 @@ export class GrpcServer {
     this.server = new grpc.Server({
       "grpc.max_receive_message_length": deps.maxMessageBytes,
       "grpc.max_send_message_length": deps.maxMessageBytes,
+      "grpc.keepalive_time_ms": KEEPALIVE_TIME_MS,
+      "grpc.keepalive_timeout_ms": KEEPALIVE_TIMEOUT_MS,
     });
-    const options = { log: deps.log, observe: observer(deps.log, this.calls) };
+    const options = {
+      log: deps.log,
+      observe: observer(deps.log, this.calls),
+      streams: deps.streams,
+      prechecks: prechecks(deps.maxIdsPerCall),
+    };
     addService(this.server, SegmentServiceDesc, segmentHandlers(deps), options);
     addService(this.server, MembershipServiceDesc, membershipHandlers(deps.membership), options);
     addService(this.server, Health, this.health.handlers(), options);
@@ -77,6 +96,18 @@ export class GrpcServer {
     }
     clearTimeout(timer);
   }
+}
+
+/** Per-message id limits, checked on the wire bytes before a request is decoded. */
+function prechecks(maxIds: number): Record<string, Precheck> {
+  const split = "split the list or use ImportMembers";
+  const segments = SegmentServiceDesc.typeName;
+  return {
+    [`${segments}/AddMembers`]: entryLimit({ repeated: [2] }, maxIds, "user_ids", split),
+    [`${segments}/RemoveMembers`]: entryLimit({ repeated: [2] }, maxIds, "user_ids", split),
+    [`${segments}/ImportMembers`]: entryLimit({ repeated: [3], lines: [4] }, maxIds, "user_ids", "send more, smaller messages"),
+    [`${MembershipServiceDesc.typeName}/BatchCheckMembership`]: entryLimit({ repeated: [2] }, maxIds, "user_ids", "split the batch"),
+  };
 }
 
 function observer(log: Logger, calls: CallStats): CallObserver {

@@ -4,11 +4,12 @@
  * message, since its text may leak internals.
  */
 import { create, type DescMessage, type MessageInitShape, toBinary } from "@bufbuild/protobuf";
-import { type Any, anyPack } from "@bufbuild/protobuf/wkt";
+import { type Any, anyPack, durationFromMs } from "@bufbuild/protobuf/wkt";
 import * as grpc from "@grpc/grpc-js";
 import {
   AlreadyExistsError,
   CancelledError,
+  DeadlineExceededError,
   DomainError,
   FailedPreconditionError,
   InvalidArgumentError,
@@ -22,6 +23,7 @@ import {
   PreconditionFailureSchema,
   QuotaFailureSchema,
   ResourceInfoSchema,
+  RetryInfoSchema,
 } from "../gen/google/rpc/error_details_pb.js";
 import { StatusSchema } from "../gen/google/rpc/status_pb.js";
 
@@ -83,7 +85,20 @@ function describe(error: unknown): { code: grpc.status; message: string; details
       details: [pack(QuotaFailureSchema, { violations: [{ subject: error.limit, description: error.message }] })],
     };
   }
-  if (error instanceof UnavailableError) return { code: grpc.status.UNAVAILABLE, message: error.message, details: [] };
+  if (error instanceof UnavailableError) {
+    return {
+      code: grpc.status.UNAVAILABLE,
+      message: error.message,
+      details: [pack(RetryInfoSchema, { retryDelay: durationFromMs(error.retryAfterMs) })],
+    };
+  }
+  if (error instanceof DeadlineExceededError) {
+    return {
+      code: grpc.status.DEADLINE_EXCEEDED,
+      message: error.message,
+      details: [pack(QuotaFailureSchema, { violations: [{ subject: error.limit, description: error.message }] })],
+    };
+  }
   if (error instanceof CancelledError) return { code: grpc.status.CANCELLED, message: error.message, details: [] };
   return { code: grpc.status.INTERNAL, message: "internal error; the request id is in the error details", details: [] };
 }

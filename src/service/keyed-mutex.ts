@@ -5,20 +5,46 @@
 export class KeyedMutex {
   private readonly tails = new Map<string, Promise<unknown>>();
 
-  /** Runs `fn` once every earlier call for `key` has settled. */
-  async run<T>(key: string, fn: () => Promise<T>): Promise<T> {
+  /**
+   * Runs `fn` once every earlier call for `key` has settled. A `signal` aborted while waiting
+   * rejects with its reason at once, and `fn` never runs: a call that gave up leaves no trace.
+   */
+  async run<T>(key: string, fn: () => Promise<T>, signal?: AbortSignal): Promise<T> {
+    signal?.throwIfAborted();
     const previous = this.tails.get(key) ?? Promise.resolve();
-    const current = previous.then(fn, fn);
+    const turn = () => {
+      signal?.throwIfAborted();
+      return fn();
+    };
+    const current = previous.then(turn, turn);
     const tail = current.then(
       () => undefined,
       () => undefined,
     );
     this.tails.set(key, tail);
     try {
-      return await current;
+      return await (signal === undefined ? current : untilAborted(current, signal));
     } finally {
       // Drop the entry once nothing is queued behind us, so the map does not grow forever.
       if (this.tails.get(key) === tail) this.tails.delete(key);
     }
   }
+}
+
+/** `promise`, or a rejection with the signal's reason if it aborts first. */
+function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener("abort", onAbort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener("abort", onAbort);
+        resolve(value);
+      },
+      (error: unknown) => {
+        signal.removeEventListener("abort", onAbort);
+        reject(error);
+      },
+    );
+  });
 }

@@ -3,11 +3,13 @@
  * rule — take the segment's lock, commit the delta as the next version, then publish the new
  * bitmap — and one call is one version (or none, when it changes nothing).
  */
-import { CancelledError, FailedPreconditionError, InvalidArgumentError, UnavailableError } from "../errors.js";
+import { randomUUID } from "node:crypto";
+import { FailedPreconditionError, InvalidArgumentError, UnavailableError } from "../errors.js";
 import { addDelta, applyDelta, bitmapOf, encodeBitmap, type MembershipDelta, removeDelta } from "../index/membership.js";
 import { RoaringBitmap32 } from "../index/roaring.js";
 import type { ChangeTrigger, Segment, SegmentStatus, SegmentType } from "../model.js";
 import type { Queryable } from "../store/database.js";
+import type { ImportStagingStore } from "../store/import-staging-store.js";
 import { type SegmentStore, type UserRow, VersionConflictError } from "../store/segment-store.js";
 import { ImportParser, type InvalidEntry } from "./import-parser.js";
 import type { KeyedMutex } from "./keyed-mutex.js";
@@ -37,6 +39,7 @@ export interface ImportChunk {
 export interface MemberServiceDeps {
   state: SegmentState;
   store: SegmentStore;
+  staging: ImportStagingStore;
   clock: () => Date;
   /** Shared with SegmentService: lifecycle and member changes of one segment serialize. */
   locks: KeyedMutex;
@@ -79,110 +82,146 @@ export class MemberService {
   constructor(private readonly deps: MemberServiceDeps) {}
 
   /** Adds users to a STATIC segment; unknown users join the directory. */
-  async addMembers(id: string, userIds: readonly string[]): Promise<MemberChangeResult> {
+  async addMembers(id: string, userIds: readonly string[], signal?: AbortSignal): Promise<MemberChangeResult> {
     checkUserIds(userIds, this.deps.maxIdsPerCall);
-    return this.change(id, KINDS.add, async (_segment, current, tx) => {
-      const { uids, unknown } = this.resolveKnown(userIds);
-      // New users get their uid in the same transaction as the change that first names them.
-      const newUsers = await this.deps.store.resolveNewUsers(tx, [...unknown]);
-      for (const row of newUsers) uids.push(row.uid);
-      const requested = bitmapOf(Uint32Array.from(uids));
-      return { requested: requested.size, delta: addDelta(current, requested), newUsers };
-    });
+    return this.change(
+      id,
+      KINDS.add,
+      async (_segment, current, tx) => {
+        const { uids, unknown } = this.resolveKnown(userIds);
+        // New users get their uid in the same transaction as the change that first names them.
+        const newUsers = await this.deps.store.resolveNewUsers(tx, [...unknown]);
+        for (const row of newUsers) uids.push(row.uid);
+        const requested = bitmapOf(Uint32Array.from(uids));
+        return { requested: requested.size, delta: addDelta(current, requested), newUsers };
+      },
+      signal,
+    );
   }
 
   /** Removes users from a STATIC segment; unknown users are simply not members. */
-  async removeMembers(id: string, userIds: readonly string[]): Promise<MemberChangeResult> {
+  async removeMembers(id: string, userIds: readonly string[], signal?: AbortSignal): Promise<MemberChangeResult> {
     checkUserIds(userIds, this.deps.maxIdsPerCall);
-    return this.change(id, KINDS.remove, async (_segment, current) => {
-      const { uids, unknown } = this.resolveKnown(userIds);
-      const requested = bitmapOf(Uint32Array.from(uids));
-      return { requested: requested.size + unknown.size, delta: removeDelta(current, requested) };
-    });
+    return this.change(
+      id,
+      KINDS.remove,
+      async (_segment, current) => {
+        const { uids, unknown } = this.resolveKnown(userIds);
+        const requested = bitmapOf(Uint32Array.from(uids));
+        return { requested: requested.size + unknown.size, delta: removeDelta(current, requested) };
+      },
+      signal,
+    );
   }
 
   /**
-   * Streams an import into one version. The segment's lock and one transaction are held for the
-   * whole stream; nothing is visible before the commit, nothing is applied if the stream fails
+   * Streams an import into one version. While the client streams, known ids collect in a bitmap
+   * and unknown ones are staged in the database in short statements: no lock, no transaction and
+   * no connection is held, so other writes proceed. Only the final commit takes the segment's
+   * lock and one transaction. Nothing is visible before it; nothing is applied if the stream fails
    * or is cancelled. Memory: the message being read plus bitmaps of uids.
    */
   async importMembers(
     id: string,
     mode: ImportMode,
     chunks: AsyncIterable<ImportChunk>,
-    signal: AbortSignal,
+    signal?: AbortSignal,
   ): Promise<MemberChangeResult & { invalidCount: number; invalid: InvalidEntry[] }> {
+    checkMembersEditable(this.deps.state.require(id), KINDS.import);
+    const importId = randomUUID();
     const parser = new ImportParser();
-    const result = await this.change(id, KINDS.import, async (_segment, current, tx) => {
-      const requested = new RoaringBitmap32();
-      const newUids = new RoaringBitmap32();
-      const take = async (ids: string[]) => {
-        const { uids, unknown } = this.resolveKnown(ids);
-        requested.addMany(uids);
-        if (mode === "REMOVE") {
-          // Removing creates no users; unknown ids only count (once each) as unchanged.
-          await this.deps.store.stageUnknownIds(tx, [...unknown]);
-          return;
-        }
-        for (const row of await this.deps.store.resolveNewUsers(tx, [...unknown])) {
-          requested.add(row.uid);
-          if (!this.deps.state.directory.has(row.uid)) newUids.add(row.uid);
-        }
-      };
+    const requested = new RoaringBitmap32();
+    let staged = false;
+    let committed = false;
+    try {
       for await (const chunk of chunks) {
+        signal?.throwIfAborted();
         if (chunk.userIds.length > this.deps.maxIdsPerCall) {
           throw new InvalidArgumentError(
             "user_ids",
             `${chunk.userIds.length} ids in one message is over the limit of ${this.deps.maxIdsPerCall}`,
           );
         }
-        await take(parser.push(chunk.userIds, chunk.text));
+        staged = (await this.stage(importId, parser.push(chunk.userIds, chunk.text), requested)) || staged;
       }
-      await take(parser.finish());
-      const staged = await this.deps.store.resolveStagedIds(tx);
-      requested.addMany(staged.uids);
-      // A cancelled client stream can look like a normal end: never commit on its behalf.
-      if (signal.aborted) throw new CancelledError("the import was cancelled; nothing was applied");
-      const delta: MembershipDelta =
-        mode === "ADD"
-          ? addDelta(current, requested)
-          : mode === "REMOVE"
-            ? removeDelta(current, requested)
-            : { added: RoaringBitmap32.andNot(requested, current), removed: RoaringBitmap32.andNot(current, requested) };
-      // REMOVE counts unknown ids as unchanged; REPLACE's removals are members it did not name.
-      const named = requested.size + staged.unknown + (mode === "REPLACE" ? delta.removed.size : 0);
-      return { requested: named, delta, newUids };
-    });
-    return { ...result, invalidCount: parser.invalidCount, invalid: parser.invalid };
+      staged = (await this.stage(importId, parser.finish(), requested)) || staged;
+      const result = await this.change(
+        id,
+        KINDS.import,
+        async (_segment, current, tx) => {
+          // Removing creates no users; unknown ids only count (once each) as unchanged.
+          const resolved = staged ? await this.deps.staging.resolve(tx, importId, mode !== "REMOVE") : { uids: [], unknown: 0 };
+          const all = RoaringBitmap32.or(requested, new RoaringBitmap32(resolved.uids));
+          const newUids = new RoaringBitmap32(resolved.uids.filter((uid) => !this.deps.state.directory.has(uid)));
+          const delta: MembershipDelta =
+            mode === "ADD"
+              ? addDelta(current, all)
+              : mode === "REMOVE"
+                ? removeDelta(current, all)
+                : { added: RoaringBitmap32.andNot(all, current), removed: RoaringBitmap32.andNot(current, all) };
+          // REMOVE counts unknown ids as unchanged; REPLACE's removals are members it did not name.
+          const named = all.size + resolved.unknown + (mode === "REPLACE" ? delta.removed.size : 0);
+          return { requested: named, delta, newUids };
+        },
+        signal,
+      );
+      committed = true;
+      return { ...result, invalidCount: parser.invalidCount, invalid: parser.invalid };
+    } finally {
+      // The commit deleted its staged rows; a failed import must not leave any behind.
+      if (staged && !committed) await this.deps.staging.discard(importId).catch(() => undefined);
+    }
+  }
+
+  /** Adds the known ids of one import message to `requested` and stages the unknown ones; true if it staged any. */
+  private async stage(importId: string, ids: readonly string[], requested: RoaringBitmap32): Promise<boolean> {
+    const { uids, unknown } = this.resolveKnown(ids);
+    requested.addMany(uids);
+    if (unknown.size === 0) return false;
+    await this.deps.staging.stage(importId, [...unknown]);
+    return true;
   }
 
   /** A := A − B. B may be any type (EVERYONE empties A) but not a DRAFT. */
-  async subtractSegment(id: string, subtractId: string): Promise<MemberChangeResult & { subtractedVersion: number }> {
+  async subtractSegment(id: string, subtractId: string, signal?: AbortSignal): Promise<MemberChangeResult & { subtractedVersion: number }> {
     if (id === subtractId) throw new InvalidArgumentError("subtract_segment_id", "must differ from segment_id");
     const { state } = this.deps;
     state.require(subtractId, "subtract_segment_id");
     let subtractedVersion = 0;
-    const result = await this.change(id, KINDS.subtract, async (_segment, current) => {
-      const other = state.require(subtractId, "subtract_segment_id");
-      if (other.status === "DRAFT") {
-        throw new FailedPreconditionError(
-          "status",
-          `segment ${subtractId} is DRAFT; only ACTIVE, PAUSED or ARCHIVED segments can be subtracted`,
-        );
-      }
-      subtractedVersion = other.version;
-      const removing = other.type === "EVERYONE" ? current : state.bitmaps.get(subtractId);
-      return { requested: 0, delta: removeDelta(current, removing) };
-    });
+    const result = await this.change(
+      id,
+      KINDS.subtract,
+      async (_segment, current) => {
+        const other = state.require(subtractId, "subtract_segment_id");
+        if (other.status === "DRAFT") {
+          throw new FailedPreconditionError(
+            "status",
+            `segment ${subtractId} is DRAFT; only ACTIVE, PAUSED or ARCHIVED segments can be subtracted`,
+          );
+        }
+        subtractedVersion = other.version;
+        const removing = other.type === "EVERYONE" ? current : state.bitmaps.get(subtractId);
+        return { requested: 0, delta: removeDelta(current, removing) };
+      },
+      signal,
+    );
     return { ...result, unchanged: 0, subtractedVersion };
   }
 
   /** Restores the membership of an earlier version as a new version. */
-  async rollback(id: string, toVersion: number): Promise<MemberChangeResult> {
-    return this.change(id, KINDS.rollback, async (segment, current, tx) => {
-      const target = await membershipAt(this.deps.store, segment, current, toVersion, "to_version", tx);
-      return { requested: 0, delta: { added: RoaringBitmap32.andNot(target, current), removed: RoaringBitmap32.andNot(current, target) } };
-    });
+  async rollback(id: string, toVersion: number, signal?: AbortSignal): Promise<MemberChangeResult> {
+    return this.change(
+      id,
+      KINDS.rollback,
+      async (segment, current, tx) => {
+        const target = await membershipAt(this.deps.store, segment, current, toVersion, "to_version", tx);
+        return {
+          requested: 0,
+          delta: { added: RoaringBitmap32.andNot(target, current), removed: RoaringBitmap32.andNot(current, target) },
+        };
+      },
+      signal,
+    );
   }
 
   /** Splits ids into known uids and unknown distinct ids. */
@@ -203,22 +242,26 @@ export class MemberService {
    * when it changes anything, append it as the next version; after COMMIT, publish the bitmap
    * and enter new users in the directory. A change that changes nothing writes no version.
    */
-  private async change(id: string, kind: ChangeKind, compute: Compute): Promise<MemberChangeResult> {
+  private async change(id: string, kind: ChangeKind, compute: Compute, signal?: AbortSignal): Promise<MemberChangeResult> {
     const { state, store, locks } = this.deps;
     state.require(id);
-    return locks.run(id, async () => {
-      try {
-        return await this.changeLocked(id, kind, compute);
-      } catch (error: unknown) {
-        if (!(error instanceof VersionConflictError)) throw error;
-        await catchUp(store, state, id);
-        throw new UnavailableError("the segment was changed by another writer; memory has caught up, retry the call", { cause: error });
-      }
-    });
+    return locks.run(
+      id,
+      async () => {
+        try {
+          return await this.changeLocked(id, kind, compute, signal);
+        } catch (error: unknown) {
+          if (!(error instanceof VersionConflictError)) throw error;
+          await catchUp(store, state, id);
+          throw new UnavailableError("the segment was changed by another writer; memory has caught up, retry the call", { cause: error });
+        }
+      },
+      signal,
+    );
   }
 
   /** The body of `change`, run under the segment's lock. */
-  private async changeLocked(id: string, kind: ChangeKind, compute: Compute): Promise<MemberChangeResult> {
+  private async changeLocked(id: string, kind: ChangeKind, compute: Compute, signal: AbortSignal | undefined): Promise<MemberChangeResult> {
     const { state, store } = this.deps;
     const segment = state.require(id);
     checkMembersEditable(segment, kind);
@@ -243,7 +286,7 @@ export class MemberService {
         at,
       });
       return { computed, next, bytes: added.byteLength + removed.byteLength, at };
-    });
+    }, signal);
     let published = segment;
     if (next !== undefined) {
       published = { ...segment, version: segment.version + 1, versionAt: at, memberCount: next.size };

@@ -49,7 +49,7 @@ export class SegmentService {
   constructor(private readonly deps: SegmentServiceDeps) {}
 
   /** Creates a segment in DRAFT. */
-  async createSegment(input: SegmentDefinition, caller: string): Promise<Segment> {
+  async createSegment(input: SegmentDefinition, caller: string, signal?: AbortSignal): Promise<Segment> {
     const name = validName(input.name);
     const description = validDescription(input.description);
     if (input.type === undefined) throw new InvalidArgumentError("type", "is required: STATIC, DYNAMIC or EVERYONE");
@@ -58,7 +58,7 @@ export class SegmentService {
     const segment = newSegment({ name, description, type: input.type, query: input.query, schedule: input.schedule }, now);
     const fields = ["name", "type", ...(description === "" ? [] : ["description"]), ...(input.query === null ? [] : ["query"])];
     if (input.schedule !== null) fields.push("schedule");
-    await this.deps.store.insertSegment(segment, entry(now, "CREATE", caller, null, "DRAFT", fields));
+    await this.deps.store.insertSegment(segment, entry(now, "CREATE", caller, null, "DRAFT", fields), signal);
     this.deps.state.segments.set(segment.id, segment);
     return segment;
   }
@@ -74,62 +74,80 @@ export class SegmentService {
   }
 
   /** Changes the fields named in `paths` to the values in `input`. */
-  async updateSegment(id: string, paths: readonly string[], input: SegmentDefinition, caller: string): Promise<Segment> {
+  async updateSegment(
+    id: string,
+    paths: readonly string[],
+    input: SegmentDefinition,
+    caller: string,
+    signal?: AbortSignal,
+  ): Promise<Segment> {
     const mask = checkMask(paths);
     this.deps.state.require(id);
-    return this.deps.locks.run(id, async () => {
-      const segment = this.deps.state.require(id);
-      for (const path of mask) {
-        if (!EDITABLE_IN[path].includes(segment.status)) {
-          throw new FailedPreconditionError(
-            "status",
-            `${path} cannot change while the segment is ${segment.status}; it can change in ${EDITABLE_IN[path].join(", ")}`,
-          );
+    return this.deps.locks.run(
+      id,
+      async () => {
+        const segment = this.deps.state.require(id);
+        for (const path of mask) {
+          if (!EDITABLE_IN[path].includes(segment.status)) {
+            throw new FailedPreconditionError(
+              "status",
+              `${path} cannot change while the segment is ${segment.status}; it can change in ${EDITABLE_IN[path].join(", ")}`,
+            );
+          }
         }
-      }
-      const next = applyUpdate(segment, mask, input);
-      const changed = mask.filter((path) => JSON.stringify(next[fieldOf(path)]) !== JSON.stringify(segment[fieldOf(path)]));
-      if (changed.length === 0) return segment;
-      const now = this.deps.clock();
-      const updated: Segment = { ...next, updatedAt: now };
-      await this.deps.store.updateSegment(updated, entry(now, "UPDATE", caller, segment.status, segment.status, changed));
-      this.deps.state.segments.set(id, updated);
-      return updated;
-    });
+        const next = applyUpdate(segment, mask, input);
+        const changed = mask.filter((path) => JSON.stringify(next[fieldOf(path)]) !== JSON.stringify(segment[fieldOf(path)]));
+        if (changed.length === 0) return segment;
+        const now = this.deps.clock();
+        const updated: Segment = { ...next, updatedAt: now };
+        await this.deps.store.updateSegment(updated, entry(now, "UPDATE", caller, segment.status, segment.status, changed), signal);
+        this.deps.state.segments.set(id, updated);
+        return updated;
+      },
+      signal,
+    );
   }
 
   /** Deletes a DRAFT segment and everything stored about it; other statuses must be archived. */
-  async deleteSegment(id: string): Promise<void> {
+  async deleteSegment(id: string, signal?: AbortSignal): Promise<void> {
     this.deps.state.require(id);
-    await this.deps.locks.run(id, async () => {
-      const segment = this.deps.state.require(id);
-      if (segment.status !== "DRAFT") {
-        throw new FailedPreconditionError(
-          "status",
-          `DeleteSegment removes DRAFT segments only; this one is ${segment.status}: archive it instead (ArchiveSegment keeps its data and can be undone)`,
-        );
-      }
-      await this.deps.store.deleteSegment(id);
-      this.deps.state.segments.delete(id);
-      this.deps.state.bitmaps.delete(id);
-      this.deps.state.unsnapshotted.delete(id);
-    });
+    await this.deps.locks.run(
+      id,
+      async () => {
+        const segment = this.deps.state.require(id);
+        if (segment.status !== "DRAFT") {
+          throw new FailedPreconditionError(
+            "status",
+            `DeleteSegment removes DRAFT segments only; this one is ${segment.status}: archive it instead (ArchiveSegment keeps its data and can be undone)`,
+          );
+        }
+        await this.deps.store.deleteSegment(id, signal);
+        this.deps.state.segments.delete(id);
+        this.deps.state.bitmaps.delete(id);
+        this.deps.state.unsnapshotted.delete(id);
+      },
+      signal,
+    );
   }
 
   /** Moves a segment through its lifecycle (activate, pause, resume, archive, restore). */
-  async transition(id: string, transition: Transition, caller: string): Promise<Segment> {
+  async transition(id: string, transition: Transition, caller: string, signal?: AbortSignal): Promise<Segment> {
     this.deps.state.require(id);
-    return this.deps.locks.run(id, async () => {
-      const segment = this.deps.state.require(id);
-      const status = nextStatus(segment.status, transition);
-      if (status === "ACTIVE") checkActivatable(segment, transition);
-      const now = this.deps.clock();
-      const archivedAt = status === "ARCHIVED" ? now : null;
-      const next: Segment = { ...segment, status, updatedAt: now, archivedAt };
-      await this.deps.store.updateSegment(next, entry(now, transitionAction(transition), caller, segment.status, status, []));
-      this.deps.state.segments.set(id, next);
-      return next;
-    });
+    return this.deps.locks.run(
+      id,
+      async () => {
+        const segment = this.deps.state.require(id);
+        const status = nextStatus(segment.status, transition);
+        if (status === "ACTIVE") checkActivatable(segment, transition);
+        const now = this.deps.clock();
+        const archivedAt = status === "ARCHIVED" ? now : null;
+        const next: Segment = { ...segment, status, updatedAt: now, archivedAt };
+        await this.deps.store.updateSegment(next, entry(now, transitionAction(transition), caller, segment.status, status, []), signal);
+        this.deps.state.segments.set(id, next);
+        return next;
+      },
+      signal,
+    );
   }
 
   /** One page of a segment's audit trail, newest first. */

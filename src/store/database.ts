@@ -14,8 +14,12 @@ export interface Queryable {
 /** A database connection (pool) with transactions. */
 export interface Database extends Queryable {
   readonly kind: "postgres" | "pglite";
-  /** Runs `fn` in one transaction: COMMIT when it resolves, ROLLBACK when it throws. */
-  transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>;
+  /**
+   * Runs `fn` in one transaction: COMMIT when it resolves, ROLLBACK when it throws. When `signal`
+   * is aborted before COMMIT (while waiting for a connection, or by the time `fn` resolves), the
+   * transaction rolls back and the signal's reason is thrown: a cancelled call leaves no trace.
+   */
+  transaction<T>(fn: (tx: Queryable) => Promise<T>, signal?: AbortSignal): Promise<T>;
   /** Releases every connection; the database is unusable afterwards. */
   close(): Promise<void>;
 }

@@ -80,9 +80,9 @@ const SEGMENT_COLUMNS = `id, name, description, type, status, query, schedule_cr
 export class SegmentStore {
   constructor(readonly db: Database) {}
 
-  /** Runs `fn` in one transaction. */
-  transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
-    return this.db.transaction(fn);
+  /** Runs `fn` in one transaction; an aborted `signal` before COMMIT rolls it back. */
+  transaction<T>(fn: (tx: Queryable) => Promise<T>, signal?: AbortSignal): Promise<T> {
+    return this.db.transaction(fn, signal);
   }
 
   /** Every segment, archived included (start-up). */
@@ -92,7 +92,7 @@ export class SegmentStore {
   }
 
   /** Inserts a new segment with its CREATE audit entry; a live segment with the same name → AlreadyExistsError. */
-  async insertSegment(segment: Segment, entry: HistoryEntry): Promise<void> {
+  async insertSegment(segment: Segment, entry: HistoryEntry, signal?: AbortSignal): Promise<void> {
     try {
       await this.db.transaction(async (tx) => {
         await tx.query(
@@ -100,14 +100,14 @@ export class SegmentStore {
           Object.values(segmentParams(segment)),
         );
         await appendHistory(tx, segment.id, entry);
-      });
+      }, signal);
     } catch (error: unknown) {
-      throw nameTaken(error, segment.name);
+      throw await this.nameTaken(error, segment.name);
     }
   }
 
   /** Writes a segment's definition and status with the audit entry that explains it. */
-  async updateSegment(segment: Segment, entry: HistoryEntry): Promise<void> {
+  async updateSegment(segment: Segment, entry: HistoryEntry, signal?: AbortSignal): Promise<void> {
     const p = segmentParams(segment);
     try {
       await this.db.transaction(async (tx) => {
@@ -129,9 +129,9 @@ export class SegmentStore {
           ],
         );
         await appendHistory(tx, segment.id, entry);
-      });
+      }, signal);
     } catch (error: unknown) {
-      throw nameTaken(error, segment.name);
+      throw await this.nameTaken(error, segment.name);
     }
   }
 
@@ -154,8 +154,10 @@ export class SegmentStore {
   }
 
   /** Deletes a segment and its history. */
-  async deleteSegment(id: string): Promise<void> {
-    await this.db.query("DELETE FROM segments WHERE id = $1", [id]);
+  async deleteSegment(id: string, signal?: AbortSignal): Promise<void> {
+    await this.db.transaction(async (tx) => {
+      await tx.query("DELETE FROM segments WHERE id = $1", [id]);
+    }, signal);
   }
 
   /**
@@ -274,23 +276,19 @@ export class SegmentStore {
     });
   }
 
-  /**
-   * Remembers ids an import names that are not in the directory, de-duplicated in a temporary
-   * table of the import's transaction (dropped at its end), so the process holds none of them.
-   */
-  async stageUnknownIds(tx: Queryable, externalIds: readonly string[]): Promise<void> {
-    if (externalIds.length === 0) return;
-    await tx.query('CREATE TEMP TABLE IF NOT EXISTS import_unknown (external_id text COLLATE "C" PRIMARY KEY) ON COMMIT DROP');
-    await tx.query("INSERT INTO import_unknown SELECT unnest($1::text[]) ON CONFLICT DO NOTHING", [externalIds]);
-  }
-
-  /** The staged ids that name users after all (created meanwhile), and how many name nobody. */
-  async resolveStagedIds(tx: Queryable): Promise<{ uids: number[]; unknown: number }> {
-    const exists = await tx.query<{ present: boolean }>("SELECT to_regclass('pg_temp.import_unknown') IS NOT NULL AS present");
-    if (exists[0]?.present !== true) return { uids: [], unknown: 0 };
-    const rows = await tx.query<{ uid: number | null }>("SELECT u.uid FROM import_unknown i LEFT JOIN users u USING (external_id)");
-    const uids = rows.flatMap((row) => (row.uid === null ? [] : [row.uid]));
-    return { uids, unknown: rows.length - uids.length };
+  /** For a violated live-name index: ALREADY_EXISTS naming the segment that holds the name. */
+  private async nameTaken(error: unknown, name: string): Promise<unknown> {
+    if (!isUniqueViolation(error, "segments_live_name")) return error;
+    const rows = await this.db
+      .query<{ id: string; name: string }>("SELECT id, name FROM segments WHERE lower(name) = lower($1) AND status <> 'ARCHIVED'", [name])
+      .catch(() => []);
+    const holder = rows[0];
+    const who = holder === undefined ? "another segment" : `segment ${holder.id} (${JSON.stringify(holder.name)})`;
+    return new AlreadyExistsError(
+      "segment",
+      holder?.id ?? name,
+      `the name is taken by ${who}; names are unique, ignoring case, among segments that are not archived`,
+    );
   }
 
   /** One segment's row as stored (catching up after another writer moved it). */
@@ -350,14 +348,5 @@ async function appendHistory(tx: Queryable, segmentId: string, entry: HistoryEnt
     `INSERT INTO segment_history (segment_id, at, action, caller, from_status, to_status, changed_fields)
      VALUES ($1, $2, $3, $4, $5, $6, $7::text[])`,
     [segmentId, entry.at, entry.action, entry.caller, entry.fromStatus, entry.toStatus, entry.changedFields],
-  );
-}
-
-function nameTaken(error: unknown, name: string): unknown {
-  if (!isUniqueViolation(error, "segments_live_name")) return error;
-  return new AlreadyExistsError(
-    "segment",
-    name,
-    `a segment named ${JSON.stringify(name)} already exists (names are unique, ignoring case, among segments that are not archived)`,
   );
 }

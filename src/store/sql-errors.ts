@@ -28,7 +28,23 @@ export function isConnectionError(error: unknown): boolean {
   return typeof code === "string" && CONNECTION_CODES.has(code);
 }
 
+/** SQLSTATEs after which the same call may succeed if retried, with what to tell the caller. */
+const RETRYABLE: Record<string, string> = {
+  "57014": "a database statement ran past DB_STATEMENT_TIMEOUT_MS and was cancelled",
+  "55P03": "a database lock was not granted within DB_LOCK_TIMEOUT_MS",
+  "40001": "the transaction conflicted with another one",
+  "40P01": "the transaction was chosen as a deadlock victim",
+  "53300": "the database has no free connection slots",
+};
+
+/** Whether the failure is transient: the database is unreachable, overloaded or timed the statement out. */
+export function isRetryable(error: unknown): boolean {
+  const state = sqlState(error);
+  return isConnectionError(error) || (state !== undefined && state in RETRYABLE);
+}
+
 /** An UnavailableError for a failed database call, keeping the driver error as its cause. */
 export function unavailable(cause: unknown): UnavailableError {
-  return new UnavailableError("database unavailable; nothing was changed", { cause });
+  const why = RETRYABLE[sqlState(cause) ?? ""] ?? "database unavailable";
+  return new UnavailableError(`${why}; nothing was changed, retry later`, { cause });
 }

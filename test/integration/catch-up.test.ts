@@ -13,6 +13,7 @@ import { MemberService } from "../../src/service/member-service.js";
 import { SegmentService } from "../../src/service/segment-service.js";
 import { loadState } from "../../src/service/segment-state.js";
 import type { Database } from "../../src/store/database.js";
+import { ImportStagingStore } from "../../src/store/import-staging-store.js";
 import { migrate } from "../../src/store/migrate.js";
 import { SegmentStore } from "../../src/store/segment-store.js";
 import { STORES, type TestStore } from "../support/stores.js";
@@ -34,7 +35,11 @@ describe.each(STORES)("catching up with a foreign commit on $name", (kind) => {
   const writer = async () => {
     const state = await loadState(new SegmentStore(db));
     const deps = { state, store: new SegmentStore(db), clock: () => new Date(), locks: new KeyedMutex() };
-    return { state, segments: new SegmentService(deps), members: new MemberService({ ...deps, maxIdsPerCall: 1_000 }) };
+    return {
+      state,
+      segments: new SegmentService(deps),
+      members: new MemberService({ ...deps, staging: new ImportStagingStore(db), maxIdsPerCall: 1_000 }),
+    };
   };
 
   it("refuses the stale write once with UNAVAILABLE, then applies the retry on top", async () => {

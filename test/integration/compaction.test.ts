@@ -15,6 +15,7 @@ import { SegmentService } from "../../src/service/segment-service.js";
 import { loadState, type SegmentState } from "../../src/service/segment-state.js";
 import { membershipAt } from "../../src/service/versions.js";
 import type { Database } from "../../src/store/database.js";
+import { ImportStagingStore } from "../../src/store/import-staging-store.js";
 import { migrate } from "../../src/store/migrate.js";
 import { SegmentStore } from "../../src/store/segment-store.js";
 import { STORES, type TestStore } from "../support/stores.js";
@@ -44,7 +45,7 @@ describe.each(STORES)("compaction on $name", (kind) => {
     return {
       segmentStore,
       segments: new SegmentService({ state, store: segmentStore, clock, locks }),
-      members: new MemberService({ state, store: segmentStore, clock, locks, maxIdsPerCall: 1_000 }),
+      members: new MemberService({ state, store: segmentStore, staging: new ImportStagingStore(db), clock, locks, maxIdsPerCall: 1_000 }),
       compactor: new Compactor({
         state,
         store: segmentStore,

@@ -1,0 +1,31 @@
+/**
+ * Request decoding that never throws inside grpc-js. A deserializer that throws makes grpc-js
+ * answer INTERNAL before any handler runs (so the call is neither logged nor counted); ours
+ * returns a RejectedRequest instead, which the adapter answers with INVALID_ARGUMENT like any
+ * other bad input. Size checks run on the raw bytes first, so an oversized list is refused before
+ * it costs a decode.
+ */
+import { type DescMessage, fromBinary } from "@bufbuild/protobuf";
+import { DomainError, InvalidArgumentError } from "../errors.js";
+
+/** A request message that could not be accepted; carries the error to answer with. */
+export class RejectedRequest {
+  constructor(readonly error: DomainError) {}
+}
+
+/** Checks a request's raw bytes before decoding; throws a DomainError to refuse it. */
+export type Precheck = (bytes: Uint8Array) => void;
+
+/** A deserializer for `schema` that returns a RejectedRequest rather than throwing. */
+export function safeDeserializer(schema: DescMessage, precheck?: Precheck): (bytes: Buffer) => unknown {
+  return (bytes) => {
+    try {
+      precheck?.(bytes);
+      return fromBinary(schema, bytes);
+    } catch (error: unknown) {
+      if (error instanceof DomainError) return new RejectedRequest(error);
+      const why = error instanceof Error ? error.message : String(error);
+      return new RejectedRequest(new InvalidArgumentError("request", `is not a valid ${schema.typeName} message: ${why}`));
+    }
+  };
+}

@@ -1,0 +1,79 @@
+/**
+ * Per-message limits checked on the protobuf wire bytes, before decoding: counting the entries of
+ * a repeated field costs a walk over tags that stops at the limit, while decoding 9.8M ids first
+ * (a 64 MiB message) would block the event loop for seconds and take gigabytes.
+ */
+import { InvalidArgumentError } from "../errors.js";
+import type { Precheck } from "./request-decoding.js";
+
+const VARINT = 0;
+const FIXED64 = 1;
+const LENGTH_DELIMITED = 2;
+const FIXED32 = 5;
+const LF = 0x0a;
+
+/** Field numbers of a message whose entries count against one limit. */
+export interface CountedFields {
+  /** Repeated string fields: each occurrence is one entry. */
+  repeated: readonly number[];
+  /** Bytes fields holding newline-separated text: each line is one entry. */
+  lines?: readonly number[];
+}
+
+/**
+ * A precheck refusing a message with more than `limit` entries in `fields`. Malformed wire data is
+ * left for the decoder to report.
+ */
+export function entryLimit(fields: CountedFields, limit: number, field: string, advice: string): Precheck {
+  const repeated = new Set(fields.repeated);
+  const lines = new Set(fields.lines ?? []);
+  return (bytes) => {
+    let entries = 0;
+    let pos = 0;
+    while (pos < bytes.length) {
+      const tag = readVarint(bytes, pos);
+      if (tag === undefined) return;
+      pos = tag.next;
+      const fieldNo = Math.floor(tag.value / 8);
+      const wireType = tag.value % 8;
+      if (wireType === LENGTH_DELIMITED) {
+        const length = readVarint(bytes, pos);
+        if (length === undefined) return;
+        const start = length.next;
+        pos = start + length.value;
+        if (repeated.has(fieldNo)) entries++;
+        else if (lines.has(fieldNo)) entries += countLines(bytes, start, Math.min(pos, bytes.length), limit - entries + 1);
+      } else if (wireType === VARINT) {
+        const value = readVarint(bytes, pos);
+        if (value === undefined) return;
+        pos = value.next;
+      } else if (wireType === FIXED64) pos += 8;
+      else if (wireType === FIXED32) pos += 4;
+      else return;
+      if (entries > limit) {
+        throw new InvalidArgumentError(field, `more than ${limit} entries in one message is over the limit of ${limit}; ${advice}`);
+      }
+    }
+  };
+}
+
+/** Lines in bytes[start, end), counting a final line without LF; stops once past `stop`. */
+function countLines(bytes: Uint8Array, start: number, end: number, stop: number): number {
+  if (end <= start) return 0;
+  let count = bytes[end - 1] === LF ? 0 : 1;
+  for (let lf = bytes.indexOf(LF, start); lf >= 0 && lf < end && count <= stop; lf = bytes.indexOf(LF, lf + 1)) count++;
+  return count;
+}
+
+/** A base-128 varint at `pos` (up to 2^53), or undefined when truncated or too long. */
+function readVarint(bytes: Uint8Array, pos: number): { value: number; next: number } | undefined {
+  let value = 0;
+  let scale = 1;
+  for (let i = pos; i < bytes.length && i < pos + 10; i++) {
+    const byte = bytes[i] as number;
+    value += (byte & 0x7f) * scale;
+    if (byte < 0x80) return { value, next: i + 1 };
+    scale *= 128;
+  }
+  return undefined;
+}
