@@ -16,6 +16,7 @@ import {
 import type { GenService, GenServiceMethods } from "@bufbuild/protobuf/codegenv2";
 import * as grpc from "@grpc/grpc-js";
 import type { Logger } from "pino";
+import { setDeadline } from "../cancellation.js";
 import { CancelledError, DeadlineExceededError, ResourceExhaustedError } from "../errors.js";
 import { type Precheck, RejectedRequest, safeDeserializer } from "./request-decoding.js";
 import { toStatus } from "./status.js";
@@ -168,6 +169,7 @@ function deadlineTimer(call: AnyCall, controller: AbortController): NodeJS.Timeo
   const deadline = call.getDeadline();
   const at = deadline instanceof Date ? deadline.getTime() : deadline;
   if (!Number.isFinite(at)) return undefined;
+  setDeadline(controller.signal, at - DEADLINE_MARGIN_MS);
   const timer = setTimeout(
     () =>
       controller.abort(

@@ -4,6 +4,7 @@
  * locks or connections behind it) forever, and no stream outlives its maximum duration.
  */
 import * as grpc from "@grpc/grpc-js";
+import { checkpoint } from "../cancellation.js";
 import { CancelledError, DeadlineExceededError, ResourceExhaustedError } from "../errors.js";
 import { RejectedRequest } from "./request-decoding.js";
 
@@ -81,12 +82,19 @@ function nextWithin(
 }
 
 /**
- * grpc-js can deliver the end of a reset stream before its cancellation. Asking to send headers
- * makes it look at the HTTP/2 stream now; a reset one is then reported cancelled within a tick.
+ * How long an ended stream waits for a reset before it counts as finished. A cancelling grpc-js
+ * client ends its side of the stream (END_STREAM) and sends RST_STREAM right after, so the end
+ * of a cancelled stream arrives first; this grace lets the reset that follows catch up.
+ */
+const END_GRACE_MS = 5;
+
+/**
+ * Confirms that an ended stream was finished, not reset. Asking to send headers makes grpc-js
+ * look at the HTTP/2 stream now; a reset one is then reported cancelled within a tick.
  */
 async function confirmEnd(stream: grpc.ServerReadableStream<unknown, unknown>, signal: AbortSignal): Promise<void> {
+  await new Promise((resolve) => setTimeout(resolve, END_GRACE_MS));
   stream.sendMetadata(new grpc.Metadata());
-  await new Promise((resolve) => setImmediate(resolve));
-  if (signal.aborted) throw signal.reason;
+  await checkpoint(signal);
   if (stream.cancelled) throw new CancelledError("the client cancelled the stream; nothing was applied");
 }

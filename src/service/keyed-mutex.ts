@@ -1,3 +1,5 @@
+import { throwIfOver } from "../cancellation.js";
+
 /**
  * Serializes async work per key: mutations on one segment run one at a time, in arrival order,
  * while different segments proceed in parallel. Readers never take it.
@@ -10,10 +12,10 @@ export class KeyedMutex {
    * rejects with its reason at once, and `fn` never runs: a call that gave up leaves no trace.
    */
   async run<T>(key: string, fn: () => Promise<T>, signal?: AbortSignal): Promise<T> {
-    signal?.throwIfAborted();
+    throwIfOver(signal);
     const previous = this.tails.get(key) ?? Promise.resolve();
     const turn = () => {
-      signal?.throwIfAborted();
+      throwIfOver(signal);
       return fn();
     };
     const current = previous.then(turn, turn);

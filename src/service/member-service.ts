@@ -4,6 +4,7 @@
  * bitmap — and one call is one version (or none, when it changes nothing).
  */
 import { randomUUID } from "node:crypto";
+import { throwIfOver } from "../cancellation.js";
 import { FailedPreconditionError, InvalidArgumentError, UnavailableError } from "../errors.js";
 import { addDelta, applyDelta, bitmapOf, encodeBitmap, type MembershipDelta, removeDelta } from "../index/membership.js";
 import { RoaringBitmap32 } from "../index/roaring.js";
@@ -135,7 +136,7 @@ export class MemberService {
     let committed = false;
     try {
       for await (const chunk of chunks) {
-        signal?.throwIfAborted();
+        throwIfOver(signal);
         if (chunk.userIds.length > this.deps.maxIdsPerCall) {
           throw new InvalidArgumentError(
             "user_ids",

@@ -1,5 +1,6 @@
 /** Database over embedded PGlite (WASM Postgres): the zero-setup default, files in DATA_DIR. */
 import { PGlite } from "@electric-sql/pglite";
+import { checkpoint, throwIfOver } from "../cancellation.js";
 import { UnavailableError } from "../errors.js";
 import type { Database, Queryable } from "./database.js";
 
@@ -32,13 +33,13 @@ export class PgliteDatabase implements Database {
     const work = this.db.transaction(async (tx) => {
       started = true;
       if (abandoned !== undefined) throw abandoned;
-      signal?.throwIfAborted();
+      throwIfOver(signal);
       const result = await fn({
         query: async <R>(text: string, params?: readonly unknown[]) => (await tx.query<R>(text, params as unknown[] | undefined)).rows,
         exec: async (script: string) => void (await tx.exec(script)),
       });
       // The last moment a cancellation or a passed deadline can still undo the change.
-      signal?.throwIfAborted();
+      await checkpoint(signal);
       return result;
     });
     let timer: NodeJS.Timeout | undefined;

@@ -1,6 +1,7 @@
 /** Database over node `pg` against a real Postgres (used when DATABASE_URL is set). */
 import pg from "pg";
 import type { Logger } from "pino";
+import { checkpoint, throwIfOver } from "../cancellation.js";
 import { UnavailableError } from "../errors.js";
 import type { Database, Queryable } from "./database.js";
 import { isRetryable, unavailable } from "./sql-errors.js";
@@ -74,11 +75,11 @@ export class PostgresDatabase implements Database {
     let broken: Error | undefined;
     let committing = false;
     try {
-      signal?.throwIfAborted();
+      throwIfOver(signal);
       await this.run(client, "BEGIN");
       const result = await fn(tx);
       // The last moment a cancellation or a passed deadline can still undo the change.
-      signal?.throwIfAborted();
+      await checkpoint(signal);
       committing = true;
       await this.run(client, "COMMIT");
       return result;

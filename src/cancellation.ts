@@ -1,0 +1,35 @@
+/**
+ * When a call may no longer change anything. A call's AbortSignal aborts on a client cancel or
+ * at its deadline, but timers and socket reads only run when the event loop gets a turn, and the
+ * embedded store (PGlite, WASM on this thread) can run a whole transaction without giving it one.
+ * So the last check before COMMIT first yields for one poll phase (to read a cancel that has
+ * arrived) and compares the deadline with the clock itself.
+ */
+import { DeadlineExceededError } from "./errors.js";
+
+const deadlines = new WeakMap<AbortSignal, number>();
+
+/** Records that `signal` stands for a call that must be done by `at` (ms since the epoch). */
+export function setDeadline(signal: AbortSignal, at: number): void {
+  deadlines.set(signal, at);
+}
+
+/** Throws the reason the call is over (cancelled, or past its deadline), if it is. */
+export function throwIfOver(signal: AbortSignal | undefined): void {
+  if (signal === undefined) return;
+  signal.throwIfAborted();
+  const at = deadlines.get(signal);
+  if (at !== undefined && Date.now() >= at) {
+    throw new DeadlineExceededError("deadline", "the call's deadline passed before its change committed; nothing was applied");
+  }
+}
+
+/** Lets the event loop read pending I/O (a cancel on its way in), then throws if the call is over. */
+export async function checkpoint(signal: AbortSignal | undefined): Promise<void> {
+  if (signal === undefined) return;
+  // An immediate scheduled from a callback runs after that loop's poll phase; the second one
+  // runs only after the next poll phase has read whatever arrived meanwhile.
+  await new Promise((resolve) => setImmediate(resolve));
+  await new Promise((resolve) => setImmediate(resolve));
+  throwIfOver(signal);
+}

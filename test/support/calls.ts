@@ -1,0 +1,21 @@
+/** Waiting for the in-process server to finish calls a client has already given up on. */
+import type { TestService } from "./service.js";
+
+/** How many calls of `method` ("segments.v1.SegmentService/AddMembers") the server has finished. */
+export function finishedCalls(service: TestService, method: string): number {
+  let total = 0;
+  for (const [name, , count] of service.app.server.calls.entries()) if (name === method) total += count;
+  return total;
+}
+
+/**
+ * Resolves once the server has finished `count` calls of `method`: a client that cancelled or
+ * timed out learns of it before the server stops working on the call, and only then is the
+ * state final.
+ */
+export async function untilFinished(service: TestService, method: string, count: number): Promise<void> {
+  for (let waited = 0; finishedCalls(service, method) < count; waited += 20) {
+    if (waited > 120_000) throw new Error(`the server finished ${finishedCalls(service, method)} of ${count} ${method} calls`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
