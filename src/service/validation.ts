@@ -9,12 +9,12 @@
 import cron from "node-cron";
 import { InvalidArgumentError } from "../errors.js";
 import type { QueryDefinition, Schedule } from "../model.js";
+import { SQL_MAX_CHARS } from "../query/query-limits.js";
 import { isSegmentId } from "./ids.js";
 
 export const NAME_MAX_CHARS = 200;
 export const DESCRIPTION_MAX_CHARS = 2_000;
 export const USER_ID_MAX_BYTES = 256;
-export const SQL_MAX_CHARS = 100_000;
 
 /** The trimmed name, or InvalidArgumentError when empty, too long or holding U+0000. */
 export function validName(name: string, field = "name"): string {
