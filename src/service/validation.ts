@@ -40,7 +40,7 @@ export function checkText(text: string, field: string, maxChars: number): void {
 }
 
 /** Refuses U+0000, which Postgres text cannot hold. */
-export function checkNoNul(text: string, field: string): void {
+function checkNoNul(text: string, field: string): void {
   if (text.includes("\u0000")) throw new InvalidArgumentError(field, "must not contain U+0000 (NUL)");
 }
 
