@@ -4,6 +4,7 @@ import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { InvalidArgumentError } from "../errors.js";
 import { type Query, QuerySchema, type Schedule, type SegmentSchema, SegmentStatus, SegmentType } from "../gen/segments/v1/segment_pb.js";
 import type * as model from "../model.js";
+import { checkQueryLimits } from "../query/query-limits.js";
 
 /** The wire form of a segment. EVERYONE counts every user the directory knows. */
 export function segmentToProto(segment: model.Segment, directorySize: number): MessageInitShape<typeof SegmentSchema> {
@@ -40,10 +41,11 @@ export function statusFromProto(status: SegmentStatus, field: string): model.Seg
   return name as model.SegmentStatus;
 }
 
-/** A query from the wire, kept in its JSON form; null when absent or empty. */
+/** A query from the wire, kept in its JSON form; null when absent. Its limits are checked first. */
 export function queryFromProto(query: Query | undefined, field = "query"): model.QueryDefinition | null {
   if (query === undefined) return null;
-  if (query.kind.case === undefined) throw new InvalidArgumentError(field, "must set sql or filter");
+  // toJson throws on values JSON cannot spell (a Timestamp in year 10000): refuse them here first.
+  checkQueryLimits(query, field);
   return toJson(QuerySchema, query) as model.QueryDefinition;
 }
 

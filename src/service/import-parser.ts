@@ -72,6 +72,11 @@ export class ImportParser {
       this.reject(`longer than ${USER_ID_MAX_BYTES} bytes`);
       return;
     }
+    // Postgres text cannot hold U+0000, and the other RPCs refuse such ids too.
+    if (id.includes("\u0000")) {
+      this.reject("contains U+0000 (NUL)");
+      return;
+    }
     valid.push(id);
   }
 

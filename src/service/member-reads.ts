@@ -5,11 +5,18 @@
 import { FailedPreconditionError, InvalidArgumentError } from "../errors.js";
 import { RoaringBitmap32 } from "../index/roaring.js";
 import type { SegmentStore } from "../store/segment-store.js";
+import { signPageToken, tokenInteger, verifyPageToken } from "./page-token.js";
 import type { SegmentState } from "./segment-state.js";
 import { membershipAt } from "./versions.js";
 
 const PAGE_DEFAULT = 1_000;
 const PAGE_MAX = 10_000;
+/** Uids an EVERYONE page looks at, at most: well above PAGE_MAX, and a few milliseconds of work. */
+const EVERYONE_SCAN_MAX = 1 << 20;
+/** The largest uid (uids are uint32). */
+const UID_MAX = 2 ** 32 - 1;
+const LIST_MEMBERS = "ListMembers";
+const DIFF_MEMBERSHIP = "DiffMembership";
 
 /** One page of ListMembers. */
 export interface MembersPage {
@@ -35,24 +42,34 @@ export class MemberReads {
     private readonly store: SegmentStore,
   ) {}
 
-  /** Current members after the token's position, in uid order (EVERYONE: every known user). */
+  /**
+   * Current members after the token's position, in uid order (EVERYONE: every known user). An
+   * EVERYONE page scans at most EVERYONE_SCAN_MAX uids, so a gap in the uid sequence (rolled-back
+   * inserts leave them) costs a short page rather than a blocked loop.
+   */
   listMembers(id: string, pageSize: number, pageToken: string): MembersPage {
     const segment = this.state.require(id);
     const size = pageSizeOf(pageSize);
-    const after = readToken(pageToken, id, "ListMembers").after;
+    const after = readListToken(pageToken, id, this.state.pageTokenSecret);
     const { directory } = this.state;
     const uids: number[] = [];
+    let next: number | undefined;
     if (segment.type === "EVERYONE") {
-      for (let uid = after + 1; uid < directory.uidBound && uids.length <= size; uid++) if (directory.has(uid)) uids.push(uid);
+      const end = Math.min(directory.uidBound, after + 1 + EVERYONE_SCAN_MAX);
+      let uid = after + 1;
+      for (; uid < end && uids.length <= size; uid++) if (directory.has(uid)) uids.push(uid);
+      // Stopped by the scan limit with users possibly beyond: continue after the last uid looked at.
+      if (uids.length <= size && uid < directory.uidBound) next = uid - 1;
     } else {
       const bitmap = this.state.bitmaps.get(id);
       uids.push(...page(bitmap, after < 0 ? 0 : bitmap.rank(after), size + 1));
     }
     const shown = uids.slice(0, size);
     const last = shown[shown.length - 1];
+    if (uids.length > size && last !== undefined) next = last;
     return {
       userIds: shown.map((uid) => directory.externalId(uid) ?? ""),
-      nextPageToken: uids.length > size && last !== undefined ? token({ id, after: last }) : "",
+      nextPageToken: next === undefined ? "" : signPageToken(LIST_MEMBERS, { id, after: next }, this.state.pageTokenSecret),
       version: segment.version,
     };
   }
@@ -64,14 +81,15 @@ export class MemberReads {
     const to = toVersion === 0 ? segment.version : toVersion;
     if (fromVersion > to) throw new InvalidArgumentError("from_version", `${fromVersion} is after to_version ${to}`);
     const size = pageSizeOf(pageSize);
-    const offset = readToken(pageToken, id, "DiffMembership", [fromVersion, to]).after;
+    const start = readDiffToken(pageToken, id, [fromVersion, to], this.state.pageTokenSecret);
     const current = this.state.bitmaps.get(id);
     const before = await membershipAt(this.store, segment, current, fromVersion, "from_version");
     const after = await membershipAt(this.store, segment, current, to, "to_version");
     const entered = RoaringBitmap32.andNot(after, before);
     const left = RoaringBitmap32.andNot(before, after);
-    // Offsets run over entered, then left; this page takes `size` of them from `offset`.
-    const start = Math.max(0, offset);
+    // The versions are fixed by the token, so the totals are too: a valid offset lies within them.
+    if (start > entered.size + left.size) throw new InvalidArgumentError("page_token", "points past the end of this diff");
+    // Offsets run over entered, then left; this page takes `size` of them from `start`.
     const fromEntered = page(entered, start, size);
     const fromLeft = page(left, Math.max(0, start - entered.size), size - fromEntered.length);
     const end = start + fromEntered.length + fromLeft.length;
@@ -81,7 +99,10 @@ export class MemberReads {
       leftCount: left.size,
       entered: fromEntered.map(name),
       left: fromLeft.map(name),
-      nextPageToken: end < entered.size + left.size ? token({ id, after: end, versions: [fromVersion, to] }) : "",
+      nextPageToken:
+        end < entered.size + left.size
+          ? signPageToken(DIFF_MEMBERSHIP, { id, after: end, versions: [fromVersion, to] }, this.state.pageTokenSecret)
+          : "",
       toVersion: to,
     };
   }
@@ -97,30 +118,21 @@ function pageSizeOf(requested: number): number {
   return requested === 0 ? PAGE_DEFAULT : Math.min(requested, PAGE_MAX);
 }
 
-interface Token {
-  id: string;
-  /** ListMembers: the last uid returned; DiffMembership: the next offset. */
-  after: number;
-  versions?: [number, number];
+/** The last uid a ListMembers page covered; −1 for the first page. */
+function readListToken(raw: string, id: string, secret: Uint8Array): number {
+  if (raw === "") return -1;
+  const payload = verifyPageToken(raw, LIST_MEMBERS, secret);
+  if (payload.id !== id) throw new InvalidArgumentError("page_token", `is not a token ${LIST_MEMBERS} returned for this segment`);
+  return tokenInteger(payload, "after", -1, UID_MAX);
 }
 
-function token(t: Token): string {
-  return Buffer.from(JSON.stringify(t)).toString("base64url");
-}
-
-function readToken(raw: string, id: string, method: string, versions?: [number, number]): Token {
-  if (raw === "") return { id, after: method === "ListMembers" ? -1 : 0 };
-  let parsed: Partial<Token> | undefined;
-  try {
-    parsed = JSON.parse(Buffer.from(raw, "base64url").toString("utf8")) as Partial<Token>;
-  } catch {
-    parsed = undefined;
+/** The offset a DiffMembership page starts at; 0 for the first page. */
+function readDiffToken(raw: string, id: string, versions: [number, number], secret: Uint8Array): number {
+  if (raw === "") return 0;
+  const payload = verifyPageToken(raw, DIFF_MEMBERSHIP, secret);
+  if (payload.id !== id || JSON.stringify(payload.versions) !== JSON.stringify(versions)) {
+    throw new InvalidArgumentError("page_token", `is not a token ${DIFF_MEMBERSHIP} returned for this segment and these versions`);
   }
-  if (typeof parsed?.after !== "number" || parsed.id !== id || JSON.stringify(parsed.versions) !== JSON.stringify(versions)) {
-    throw new InvalidArgumentError(
-      "page_token",
-      `is not a token ${method} returned for this segment${versions === undefined ? "" : " and these versions"}`,
-    );
-  }
-  return { id, after: parsed.after, ...(versions === undefined ? {} : { versions }) };
+  // A diff holds at most two sets of uint32 uids.
+  return tokenInteger(payload, "after", 0, 2 * UID_MAX);
 }

@@ -1,6 +1,9 @@
 /** Paging of ListSegmentHistory: newest first, the token is the last entry's sequence number. */
 import { InvalidArgumentError } from "../errors.js";
 import type { HistoryEntry } from "../model.js";
+import { signPageToken, tokenInteger, verifyPageToken } from "./page-token.js";
+
+const METHOD = "ListSegmentHistory";
 
 /** One page of audit entries. */
 export interface HistoryPage {
@@ -15,22 +18,15 @@ export function historyPageSize(requested: number): number {
 }
 
 /** A token continuing after entry `seq` of `segmentId`. */
-export function encodeHistoryToken(seq: number, segmentId: string): string {
-  return Buffer.from(JSON.stringify({ s: seq, id: segmentId })).toString("base64url");
+export function encodeHistoryToken(seq: number, segmentId: string, secret: Uint8Array): string {
+  return signPageToken(METHOD, { s: seq, id: segmentId }, secret);
 }
 
 /** The sequence number to continue before; 0 for the first page. */
-export function decodeHistoryToken(token: string, segmentId: string): number {
+export function decodeHistoryToken(token: string, segmentId: string, secret: Uint8Array): number {
   if (token === "") return 0;
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(Buffer.from(token, "base64url").toString("utf8"));
-  } catch {
-    parsed = undefined;
-  }
-  const { s, id } = (parsed ?? {}) as { s?: unknown; id?: unknown };
-  if (typeof s !== "number" || !Number.isInteger(s) || s <= 0)
-    throw new InvalidArgumentError("page_token", "is not a token returned by ListSegmentHistory");
-  if (id !== segmentId) throw new InvalidArgumentError("page_token", "was issued for another segment");
-  return s;
+  const payload = verifyPageToken(token, METHOD, secret);
+  if (payload.id !== segmentId) throw new InvalidArgumentError("page_token", "was issued for another segment");
+  // Sequence numbers are bigserial values we handed out: positive and within a JS integer.
+  return tokenInteger(payload, "s", 1, Number.MAX_SAFE_INTEGER);
 }

@@ -70,7 +70,7 @@ export class SegmentService {
 
   /** One page of segments in creation order. */
   listSegments(query: ListSegmentsQuery): ListSegmentsPage {
-    return listSegmentsPage(this.deps.state.segments.values(), query);
+    return listSegmentsPage(this.deps.state.segments.values(), query, this.deps.state.pageTokenSecret);
   }
 
   /** Changes the fields named in `paths` to the values in `input`. */
@@ -154,11 +154,12 @@ export class SegmentService {
   async listHistory(id: string, pageSize: number, pageToken: string): Promise<HistoryPage> {
     this.deps.state.require(id);
     const size = historyPageSize(pageSize);
-    const before = decodeHistoryToken(pageToken, id);
+    const secret = this.deps.state.pageTokenSecret;
+    const before = decodeHistoryToken(pageToken, id, secret);
     const rows = await this.deps.store.listHistory(id, before, size + 1);
     const entries = rows.slice(0, size);
     const last = entries[entries.length - 1];
-    return { entries, nextPageToken: rows.length > size && last !== undefined ? encodeHistoryToken(last.seq, id) : "" };
+    return { entries, nextPageToken: rows.length > size && last !== undefined ? encodeHistoryToken(last.seq, id, secret) : "" };
   }
 }
 

@@ -1,6 +1,7 @@
 /**
  * Everything the service holds in memory: segment definitions, their bitmaps and the user
- * directory. Rebuilt from the store at start; afterwards changed only after a commit.
+ * directory (and the key page tokens are signed with). Rebuilt from the store at start;
+ * afterwards changed only after a commit.
  */
 
 import { NotFoundError } from "../errors.js";
@@ -8,6 +9,7 @@ import { RoaringBitmap32 } from "../index/roaring.js";
 import { SegmentBitmaps } from "../index/segment-bitmaps.js";
 import { UserDirectory } from "../index/user-directory.js";
 import type { Segment } from "../model.js";
+import { loadPageTokenSecret } from "../store/page-token-secret.js";
 import type { SegmentStore } from "../store/segment-store.js";
 import { checkSegmentId } from "./validation.js";
 import { replayTo } from "./versions.js";
@@ -21,6 +23,9 @@ export class SegmentState {
   readonly directory = new UserDirectory();
   /** Per segment: changes written since its newest snapshot (count, bytes), for compaction. */
   readonly unsnapshotted = new Map<string, { count: number; bytes: number }>();
+
+  /** `pageTokenSecret` is the database's key: tokens verify on every replica and after a restart. */
+  constructor(readonly pageTokenSecret: Uint8Array) {}
 
   /** Publishes a committed membership change: the new bitmap and the segment's new counters. */
   publishMembership(segment: Segment, members: RoaringBitmap32, changeBytes: number): void {
@@ -41,7 +46,7 @@ export class SegmentState {
 
 /** Rebuilds the in-memory state: directory, then each segment from its snapshot plus newer changes. */
 export async function loadState(store: SegmentStore): Promise<SegmentState> {
-  const state = new SegmentState();
+  const state = new SegmentState(await loadPageTokenSecret(store.db));
   for (let after = -1; ; ) {
     const users = await store.loadUsers(after, PAGE);
     for (const user of users) state.directory.add(user.uid, user.external_id);

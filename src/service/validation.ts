@@ -1,31 +1,47 @@
 /**
  * Input rules with their limits, each failure naming the field and what to fix. The limits are
  * repeated in the proto comments, which are the user-facing documentation.
+ *
+ * U+0000 is refused in every string we keep or compare: Postgres text cannot hold it, so storing
+ * it would fail deep in the write path, and accepting it only on reads would answer for ids that
+ * can never exist.
  */
 import cron from "node-cron";
 import { InvalidArgumentError } from "../errors.js";
 import type { QueryDefinition, Schedule } from "../model.js";
+import { SQL_MAX_CHARS } from "../query/query-limits.js";
 import { isSegmentId } from "./ids.js";
 
 export const NAME_MAX_CHARS = 200;
 export const DESCRIPTION_MAX_CHARS = 2_000;
 export const USER_ID_MAX_BYTES = 256;
-export const SQL_MAX_CHARS = 100_000;
 
-/** The trimmed name, or InvalidArgumentError when empty or too long. */
+/** The trimmed name, or InvalidArgumentError when empty, too long or holding U+0000. */
 export function validName(name: string, field = "name"): string {
   const trimmed = name.trim();
   if (trimmed.length === 0) throw new InvalidArgumentError(field, "must not be empty");
-  if ([...trimmed].length > NAME_MAX_CHARS) throw new InvalidArgumentError(field, `must be at most ${NAME_MAX_CHARS} characters`);
+  checkText(trimmed, field, NAME_MAX_CHARS);
   return trimmed;
 }
 
-/** The description, or InvalidArgumentError when too long. */
+/** The description, or InvalidArgumentError when too long or holding U+0000. */
 export function validDescription(description: string, field = "description"): string {
-  if ([...description].length > DESCRIPTION_MAX_CHARS) {
-    throw new InvalidArgumentError(field, `must be at most ${DESCRIPTION_MAX_CHARS} characters`);
-  }
+  checkText(description, field, DESCRIPTION_MAX_CHARS);
   return description;
+}
+
+/** Checks free text: at most `maxChars` characters (Unicode code points) and no U+0000. */
+export function checkText(text: string, field: string, maxChars: number): void {
+  // A code point is one or two UTF-16 units, so only lengths in between need counting.
+  if (text.length > maxChars && (text.length > 2 * maxChars || [...text].length > maxChars)) {
+    throw new InvalidArgumentError(field, `must be at most ${maxChars} characters`);
+  }
+  checkNoNul(text, field);
+}
+
+/** Refuses U+0000, which Postgres text cannot hold. */
+function checkNoNul(text: string, field: string): void {
+  if (text.includes("\u0000")) throw new InvalidArgumentError(field, "must not contain U+0000 (NUL)");
 }
 
 /** Checks the shape of a segment id (existence is the caller's business). */
@@ -41,6 +57,7 @@ export function checkUserId(id: string, field = "user_id"): void {
   if (id.length * 3 > USER_ID_MAX_BYTES && Buffer.byteLength(id, "utf8") > USER_ID_MAX_BYTES) {
     throw new InvalidArgumentError(field, `must be at most ${USER_ID_MAX_BYTES} bytes of UTF-8`);
   }
+  checkNoNul(id, field);
 }
 
 /** Checks a list of user ids: non-empty, within the per-call limit, each well formed. */
@@ -54,6 +71,8 @@ export function checkUserIds(ids: readonly string[], limit: number, field = "use
 
 /** Checks a schedule: a valid cron expression and an IANA time zone. */
 export function checkSchedule(schedule: Schedule, field = "schedule"): void {
+  checkNoNul(schedule.cron, `${field}.cron`);
+  checkNoNul(schedule.timeZone, `${field}.time_zone`);
   if (!cron.validate(schedule.cron)) {
     throw new InvalidArgumentError(
       `${field}.cron`,
@@ -72,7 +91,7 @@ export function checkSchedule(schedule: Schedule, field = "schedule"): void {
 export function checkQuery(query: QueryDefinition, field = "query"): void {
   if ("sql" in query) {
     if (query.sql.trim() === "") throw new InvalidArgumentError(`${field}.sql`, "must not be empty");
-    if (query.sql.length > SQL_MAX_CHARS) throw new InvalidArgumentError(`${field}.sql`, `must be at most ${SQL_MAX_CHARS} characters`);
+    checkText(query.sql, `${field}.sql`, SQL_MAX_CHARS);
   }
 }
 

@@ -35,4 +35,14 @@ describe("ImportParser", () => {
     expect(parser.invalidCount).toBe(203);
     expect(parser.invalid).toHaveLength(100);
   });
+
+  it("reports entries holding U+0000 as invalid, from user_ids and from text", () => {
+    const parser = new ImportParser();
+    const ids = [...parser.push(["a\u0000b", "ok"], bytes("x\u0000\nfine\n")), ...parser.finish()];
+    expect(ids).toEqual(["ok", "fine"]);
+    expect(parser.invalid).toEqual([
+      { line: 1, reason: "contains U+0000 (NUL)" },
+      { line: 3, reason: "contains U+0000 (NUL)" },
+    ]);
+  });
 });

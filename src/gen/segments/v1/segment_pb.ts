@@ -9,6 +9,11 @@
 //   malformed id is INVALID_ARGUMENT; a well-formed id that names no segment is NOT_FOUND.
 // - User ids are opaque external strings of 1–256 bytes of UTF-8. Anything else is
 //   INVALID_ARGUMENT.
+// - No string field may contain U+0000 (NUL): user ids, names, descriptions, queries, schedules
+//   and filters holding one are INVALID_ARGUMENT (ImportMembers reports such an entry invalid).
+// - Page tokens are opaque and signed by the server: pass back a next_page_token unchanged, to
+//   the method that returned it, with the same request fields. A token that was altered, forged
+//   or issued for another call is INVALID_ARGUMENT. Tokens stay valid across restarts.
 // - A membership "version" is a per-segment counter bumped by every membership change; every
 //   answer says which version it was computed from.
 // - Errors follow the google.rpc error model; details (grpc-status-details-bin) may carry
@@ -75,7 +80,10 @@ export const QuerySchema: GenMessage<Query> = /*@__PURE__*/
  * A node of a filter tree. Leaves test a user's events; inner nodes combine children. Relative
  * time windows are resolved against one evaluation instant fixed per run, in the segment's time
  * zone (Schedule.time_zone, default UTC). The universe for `not` is every user that has at least
- * one event. Limits: depth at most 32, at most 1,000 nodes in a tree (INVALID_ARGUMENT beyond).
+ * one event. Limits: depth at most 32, at most 1,000 nodes in a tree, and at most 1 MiB
+ * (1,048,576 bytes of UTF-8) of event names, keys and string values in the whole tree
+ * (INVALID_ARGUMENT beyond, naming the field by its path, e.g.
+ * `query.filter.all.filters[3].event.min_count`).
  *
  * @generated from message segments.v1.Filter
  */
@@ -241,7 +249,8 @@ export const FirstSeenConditionSchema: GenMessage<FirstSeenCondition> = /*@__PUR
 export type PropertyCondition = Message<"segments.v1.PropertyCondition"> & {
   /**
    * Property key, 1–200 characters; dots address nested objects (`address.city` reads
-   * properties -> 'address' -> 'city').
+   * properties -> 'address' -> 'city'), so a key may not start or end with a dot or hold two in a
+   * row.
    *
    * @generated from field: string key = 1;
    */
@@ -256,7 +265,9 @@ export type PropertyCondition = Message<"segments.v1.PropertyCondition"> & {
 
   /**
    * The constant to compare with. Required for every operator except EXISTS and NOT_EXISTS, for
-   * which it must be unset (INVALID_ARGUMENT otherwise).
+   * which it must be unset (INVALID_ARGUMENT otherwise). Its type must be one the operator
+   * compares (EQ / NEQ: any; GT, GTE, LT, LTE: number or string; CONTAINS / NOT_CONTAINS:
+   * string); any other is INVALID_ARGUMENT.
    *
    * @generated from field: segments.v1.PropertyValue value = 3;
    */
@@ -329,8 +340,8 @@ export type TimeWindow = Message<"segments.v1.TimeWindow"> & {
    */
   kind: {
     /**
-     * Rolling window: the last `last` before the evaluation instant (e.g. 24h). Positive, at most
-     * 3,660 days.
+     * Rolling window: the last `last` before the evaluation instant (e.g. 24h). A valid Duration,
+     * positive, at most 3,660 days (316,224,000 s).
      *
      * @generated from field: google.protobuf.Duration last = 1;
      */
@@ -348,7 +359,8 @@ export type TimeWindow = Message<"segments.v1.TimeWindow"> & {
     case: "lastDays";
   } | {
     /**
-     * Fixed start: from this instant up to the evaluation instant.
+     * Fixed start: from this instant up to the evaluation instant. A valid Timestamp from
+     * 0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999999999Z (nanos 0–999,999,999).
      *
      * @generated from field: google.protobuf.Timestamp since = 3;
      */

@@ -138,7 +138,9 @@ export const GetSegmentResponseSchema: GenMessage<GetSegmentResponse> = /*@__PUR
 export type ListSegmentsRequest = Message<"segments.v1.ListSegmentsRequest"> & {
   /**
    * Maximum segments per page: default 50 when 0, values above 1,000 are reduced to 1,000;
-   * negative is INVALID_ARGUMENT.
+   * negative is INVALID_ARGUMENT. A page also ends once its segments add up to about 4 MiB
+   * (always at least one segment), so a page may hold fewer than page_size while
+   * next_page_token is set: follow the token until it is empty.
    *
    * @generated from field: int32 page_size = 1;
    */
@@ -146,7 +148,7 @@ export type ListSegmentsRequest = Message<"segments.v1.ListSegmentsRequest"> & {
 
   /**
    * next_page_token of a previous call with the same filters; empty for the first page. A token
-   * that is malformed or was issued for other filters is INVALID_ARGUMENT.
+   * that is malformed, altered or was issued for other filters is INVALID_ARGUMENT.
    *
    * @generated from field: string page_token = 2;
    */
@@ -827,7 +829,7 @@ export type ListMembersRequest = Message<"segments.v1.ListMembersRequest"> & {
 
   /**
    * next_page_token of a previous call for the same segment; empty for the first page.
-   * Malformed or for another segment: INVALID_ARGUMENT.
+   * Malformed, altered or for another segment: INVALID_ARGUMENT.
    *
    * @generated from field: string page_token = 3;
    */
@@ -848,7 +850,9 @@ export const ListMembersRequestSchema: GenMessage<ListMembersRequest> = /*@__PUR
  */
 export type ListMembersResponse = Message<"segments.v1.ListMembersResponse"> & {
   /**
-   * One page of member user ids.
+   * One page of member user ids. On an EVERYONE segment a page looks at a bounded range of the
+   * user directory, so it may hold fewer than page_size ids (even none) while next_page_token
+   * is set.
    *
    * @generated from field: repeated string user_ids = 1;
    */
