@@ -4,7 +4,12 @@
  */
 import { status } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { BadRequestSchema, ErrorInfoSchema, PreconditionFailureSchema } from "../../src/gen/google/rpc/error_details_pb.js";
+import {
+  BadRequestSchema,
+  ErrorInfoSchema,
+  PreconditionFailureSchema,
+  ResourceInfoSchema,
+} from "../../src/gen/google/rpc/error_details_pb.js";
 import { SegmentType } from "../../src/gen/segments/v1/segment_pb.js";
 import { startService, type TestService } from "../support/service.js";
 import { detail, failure } from "../support/status.js";
@@ -85,6 +90,9 @@ describe.each(STORES)("error answers on $name", (kind) => {
   it("refuses a name already taken, ignoring case, with ALREADY_EXISTS", async () => {
     const error = await failure(service.segments.createSegment({ name: "  ACTIVE ONE ", type: SegmentType.STATIC }));
     expect(error.code).toBe(status.ALREADY_EXISTS);
+    // It names the segment that holds the name, as stored — not the caller's spelling.
+    expect(error.details).toContain(`segment ${active} ("Active one")`);
+    expect(detail(error, ResourceInfoSchema)?.resourceName).toBe(active);
   });
 
   it("validates definitions: missing type, blank name, bad cron and time zone", async () => {

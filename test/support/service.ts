@@ -2,7 +2,7 @@
  * Runs the real service in-process on port 0 against a test store, with typed clients, and can
  * restart it on the same store (the durability tests' "kill and come back").
  */
-import pino from "pino";
+import pino, { type Logger } from "pino";
 import { afterAll, beforeAll } from "vitest";
 import { type App, startApp } from "../../src/app.js";
 import { type Client, createClient } from "../../src/client/client.js";
@@ -24,9 +24,13 @@ export interface TestService {
 }
 
 /** Starts the service on `store` (extra settings in `env`). */
-export async function startService(store: TestStore, env: Record<string, string> = {}): Promise<TestService> {
+export async function startService(
+  store: TestStore,
+  env: Record<string, string> = {},
+  log: Logger = pino({ level: process.env.TEST_LOG_LEVEL ?? "silent" }),
+): Promise<TestService> {
   const config = loadConfig({ GRPC_PORT: "0", HTTP_PORT: "0", SHUTDOWN_GRACE_MS: "2000", ...store.env, ...env });
-  const app = await startApp(config, pino({ level: process.env.TEST_LOG_LEVEL ?? "silent" }));
+  const app = await startApp(config, log);
   const address = `127.0.0.1:${app.grpcPort}`;
   const segments = createClient(SegmentService, address);
   const membership = createClient(MembershipService, address);

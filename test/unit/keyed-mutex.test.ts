@@ -33,3 +33,44 @@ describe("KeyedMutex", () => {
     expect(events.slice(0, 2)).toEqual(["a start", "b start"]);
   });
 });
+
+describe("KeyedMutex with an abort signal", () => {
+  it("rejects a waiter whose signal aborts at once, and never runs its work", async () => {
+    const mutex = new KeyedMutex();
+    let release = () => undefined as void;
+    const first = mutex.run("a", () => new Promise<void>((resolve) => (release = resolve)));
+    const abort = new AbortController();
+    let ran = false;
+    const waiting = mutex.run(
+      "a",
+      async () => {
+        ran = true;
+      },
+      abort.signal,
+    );
+    abort.abort(new Error("gave up"));
+    await expect(waiting).rejects.toThrow("gave up");
+    release();
+    await first;
+    // The next caller still gets its turn, and the aborted one never ran.
+    await mutex.run("a", async () => undefined);
+    expect(ran).toBe(false);
+  });
+
+  it("does not start work for a signal that is already aborted", async () => {
+    const mutex = new KeyedMutex();
+    const abort = new AbortController();
+    abort.abort(new Error("too late"));
+    let ran = false;
+    await expect(
+      mutex.run(
+        "a",
+        async () => {
+          ran = true;
+        },
+        abort.signal,
+      ),
+    ).rejects.toThrow("too late");
+    expect(ran).toBe(false);
+  });
+});
