@@ -1544,7 +1544,9 @@ export const PopulateModeSchema: GenEnum<PopulateMode> = /*@__PURE__*/
 
 /**
  * Administration and member management of segments. Every acknowledged change is durable before
- * the call returns; a failed call changes nothing. Every RPC may also return UNAUTHENTICATED or
+ * the call returns; a failed call changes nothing: a write cancelled or past its deadline before
+ * it commits leaves no trace (a cancel that arrives after the commit cannot undo it; member
+ * operations are idempotent, so retrying is safe). UNAVAILABLE carries google.rpc.RetryInfo. Every RPC may also return UNAUTHENTICATED or
  * PERMISSION_DENIED (credentials), and writes return UNAVAILABLE when the database is unreachable
  * (reads keep serving from memory). A segment_id that is not a UUID is INVALID_ARGUMENT; an
  * unknown one is NOT_FOUND.
@@ -1694,11 +1696,14 @@ export const SegmentService: GenService<{
   /**
    * Client stream for large id lists into a STATIC segment (DRAFT, ACTIVE or PAUSED): adds,
    * removes or replaces the membership. Nothing is applied until the client half-closes; then the
-   * whole import commits as one change (a cancelled or failed stream applies nothing). Invalid
-   * lines are skipped and reported, not fatal. Errors: INVALID_ARGUMENT (first message lacks
-   * segment_id or mode, a later message names another segment or mode, empty stream, more than
-   * 100,000 user_ids in one message), FAILED_PRECONDITION (type / status), RESOURCE_EXHAUSTED
-   * (message over the size limit, member cap).
+   * whole import commits as one change (a cancelled, failed or timed-out stream applies nothing).
+   * Other writes, to this segment too, proceed while the stream is open. Invalid lines are
+   * skipped and reported, not fatal. Errors: INVALID_ARGUMENT (first message lacks segment_id or
+   * mode, a later message names another segment or mode, empty stream, more than 100,000 entries
+   * — user_ids and text lines together — in one message, bytes that are not a valid message),
+   * FAILED_PRECONDITION (type / status), RESOURCE_EXHAUSTED (message over the size limit, member
+   * cap, no message for the server's idle limit, default 30 s), DEADLINE_EXCEEDED (the stream
+   * stayed open past the server's maximum, default 1 h).
    *
    * @generated from rpc segments.v1.SegmentService.ImportMembers
    */
