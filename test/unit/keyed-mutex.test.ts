@@ -37,7 +37,7 @@ describe("KeyedMutex", () => {
 describe("KeyedMutex with an abort signal", () => {
   it("rejects a waiter whose signal aborts at once, and never runs its work", async () => {
     const mutex = new KeyedMutex();
-    let release = () => undefined as void;
+    let release: () => void = () => undefined;
     const first = mutex.run("a", () => new Promise<void>((resolve) => (release = resolve)));
     const abort = new AbortController();
     let ran = false;
