@@ -27,6 +27,8 @@ export interface FuzzMessage {
 const WIRE_LENGTH_DELIMITED = 2;
 /** Ids in a "huge" message: over the 100,000 per-call limit, 1–2 MB on the wire. */
 const HUGE_IDS = 150_000;
+/** A string as large as a method without member lists accepts (its requests are capped at 1 MiB). */
+const BIG_STRING_BYTES = 1_000_000;
 /** A giant string: large, but well under the 64 MiB message limit (and the ~30 MB the brief allows). */
 const GIANT_BYTES = 24 * 1024 * 1024;
 const YEAR_10000 = 253_402_300_800n;
@@ -389,14 +391,20 @@ function withRawString(schema: DescMessage, valid: Buffer, dice: Dice): FuzzMess
   return { bytes: appendField(valid, field.number, value), how: `${field.name} = raw ${value.toString("hex")} (invalid UTF-8 / NUL)` };
 }
 
-/** A valid message plus 150,000 short ids in its first repeated string field (or a 1 MB string). */
+/**
+ * A valid message plus 150,000 short ids in one of its repeated string fields, or else a string
+ * just under the 1 MiB cap of methods without member lists (so it is decoded and validated).
+ */
 function huge(schema: DescMessage, valid: Buffer, dice: Dice): FuzzMessage {
   const lists = stringFields(schema, true);
   if (lists.length === 0) {
     const fields = stringFields(schema, false);
     if (fields.length === 0) return bitFlipped(valid, dice);
     const field = dice.pick(fields);
-    return { bytes: appendField(valid, field.number, Buffer.alloc(1024 * 1024, 0x61)), how: `${field.name} = 1 MiB string` };
+    return {
+      bytes: appendField(valid, field.number, Buffer.alloc(BIG_STRING_BYTES, 0x61)),
+      how: `${field.name} = ${BIG_STRING_BYTES}-byte string`,
+    };
   }
   const field = dice.pick(lists);
   // One buffer written in place: 150,000 small Buffers would leave garbage whose collection
