@@ -176,11 +176,7 @@ export async function runFuzz(options: FuzzOptions, pools: Pools): Promise<FuzzR
       const delayMs = loop.max / 1e6;
       const name = method.name;
       report.requests = n;
-      const codeName = grpc.status[code] ?? String(code);
-      const counts = report.byMethod[name] ?? {};
-      counts[codeName] = (counts[codeName] ?? 0) + 1;
-      report.byMethod[name] = counts;
-      report.byCode[codeName] = (report.byCode[codeName] ?? 0) + 1;
+      const codeName = tally(report, name, code);
       const fail = (kind: FuzzFailure["kind"], detail: string) =>
         report.failures.push({ kind, request: n, method: name, how: messages.map((m) => m.how).join(" | "), detail, hex: hex(messages) });
       if (delayMs > report.maxLoopDelayMs) {
@@ -226,6 +222,16 @@ export async function runFuzz(options: FuzzOptions, pools: Pools): Promise<FuzzR
   }
   report.durationMs = performance.now() - started;
   return report;
+}
+
+/** Counts the call by method and code; returns the code's name. */
+function tally(report: FuzzReport, method: string, code: number): string {
+  const codeName = grpc.status[code] ?? String(code);
+  const counts = report.byMethod[method] ?? {};
+  counts[codeName] = (counts[codeName] ?? 0) + 1;
+  report.byMethod[method] = counts;
+  report.byCode[codeName] = (report.byCode[codeName] ?? 0) + 1;
+  return codeName;
 }
 
 /** The messages of one ImportMembers stream: zero to six, each fuzzed like a unary request. */
