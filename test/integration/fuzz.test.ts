@@ -11,7 +11,7 @@ import { useService } from "../support/service.js";
 import { STORES } from "../support/stores.js";
 
 const SEED = Number(process.env.FUZZ_SEED ?? 20_261_129);
-const REQUESTS = Number(process.env.FUZZ_REQUESTS ?? 2_000);
+const REQUESTS = Number(process.env.FUZZ_REQUESTS ?? 2_500);
 /** Each store's run stops at a request boundary after this long, so the file stays under a minute on 2 cores. */
 const TIME_LIMIT_MS = 22_000;
 
