@@ -12,7 +12,7 @@ import {
 import { file_segments_v1_segment_service, SegmentService as SegmentServiceDesc } from "../gen/segments/v1/segment_service_pb.js";
 import type { MemberReads } from "../service/member-reads.js";
 import type { MemberService } from "../service/member-service.js";
-import type { MembershipService } from "../service/membership-service.js";
+import { MAX_SEGMENTS_PER_CHECK, type MembershipService } from "../service/membership-service.js";
 import type { SegmentService } from "../service/segment-service.js";
 import type { SegmentState } from "../service/segment-state.js";
 import { addService, type CallObserver } from "./adapter.js";
@@ -24,7 +24,7 @@ import type { Precheck } from "./request-decoding.js";
 import { segmentHandlers } from "./segment-handlers.js";
 import { isUnexpected } from "./status.js";
 import type { StreamLimits } from "./stream-reader.js";
-import { entryLimit } from "./wire-limits.js";
+import { entryLimit, sizeLimit } from "./wire-limits.js";
 
 /** What the server serves. */
 export interface GrpcServerDeps {
@@ -98,16 +98,32 @@ export class GrpcServer {
   }
 }
 
-/** Per-message id limits, checked on the wire bytes before a request is decoded. */
+/** Requests of methods without a member list are at most this large (a 100,000-character SQL query fits thrice). */
+const SMALL_REQUEST_BYTES = 1024 * 1024;
+/** Methods whose requests carry member lists: MAX_MESSAGE_BYTES bounds them, and their id limits. */
+const LIST_METHODS = new Set(["AddMembers", "RemoveMembers", "ImportMembers", "BatchCheckMembership"]);
+
+/** Per-message id and size limits, checked on the wire bytes before a request is decoded. */
 function prechecks(maxIds: number): Record<string, Precheck> {
   const split = "split the list or use ImportMembers";
   const segments = SegmentServiceDesc.typeName;
-  return {
+  const memberships = MembershipServiceDesc.typeName;
+  const checks: Record<string, Precheck> = {
     [`${segments}/AddMembers`]: entryLimit({ repeated: [2] }, maxIds, "user_ids", split),
     [`${segments}/RemoveMembers`]: entryLimit({ repeated: [2] }, maxIds, "user_ids", split),
     [`${segments}/ImportMembers`]: entryLimit({ repeated: [3], lines: [4] }, maxIds, "user_ids", "send more, smaller messages"),
-    [`${MembershipServiceDesc.typeName}/BatchCheckMembership`]: entryLimit({ repeated: [2] }, maxIds, "user_ids", "split the batch"),
+    [`${memberships}/BatchCheckMembership`]: entryLimit({ repeated: [2] }, maxIds, "user_ids", "split the batch"),
+    // Decoding 150,000 segment ids only to refuse them held the event loop for tens of ms.
+    [`${memberships}/CheckMembership`]: entryLimit({ repeated: [2] }, MAX_SEGMENTS_PER_CHECK, "segment_ids", "split the check"),
   };
+  for (const service of [SegmentServiceDesc, MembershipServiceDesc]) {
+    for (const method of service.methods) {
+      if (LIST_METHODS.has(method.name)) continue;
+      const key = `${service.typeName}/${method.name}`;
+      checks[key] = sizeLimit(SMALL_REQUEST_BYTES, checks[key]);
+    }
+  }
+  return checks;
 }
 
 function observer(log: Logger, calls: CallStats): CallObserver {
