@@ -98,8 +98,8 @@ export class GrpcServer {
   }
 }
 
-/** Requests of methods without a member list are at most this large (a 100,000-character SQL query fits thrice). */
-const SMALL_REQUEST_BYTES = 1024 * 1024;
+/** Requests of methods without a member list are at most this large: a filter holds at most 1 MiB of text, and a 100,000-character SQL query fits many times. */
+const SMALL_REQUEST_BYTES = 2 * 1024 * 1024;
 /** Methods whose requests carry member lists: MAX_MESSAGE_BYTES bounds them, and their id limits. */
 const LIST_METHODS = new Set(["AddMembers", "RemoveMembers", "ImportMembers", "BatchCheckMembership"]);
 

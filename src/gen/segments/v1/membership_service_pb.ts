@@ -553,7 +553,8 @@ export const WatchMembershipResponseSchema: GenMessage<WatchMembershipResponse> 
  * DRAFT and ARCHIVED segments are refused with FAILED_PRECONDITION (the whole call fails) except
  * by ValidateTargeting, which reports them. A malformed id is INVALID_ARGUMENT, an unknown
  * segment NOT_FOUND; credentials problems are UNAUTHENTICATED / PERMISSION_DENIED. A request
- * larger than the server's message size limit is RESOURCE_EXHAUSTED.
+ * larger than the server's message size limit is RESOURCE_EXHAUSTED; so is any request other than
+ * BatchCheckMembership over 2 MiB encoded, refused before it is decoded.
  *
  * @generated from service segments.v1.MembershipService
  */

@@ -1546,7 +1546,9 @@ export const PopulateModeSchema: GenEnum<PopulateMode> = /*@__PURE__*/
  * Administration and member management of segments. Every acknowledged change is durable before
  * the call returns; a failed call changes nothing: a write cancelled or past its deadline before
  * it commits leaves no trace (a cancel that arrives after the commit cannot undo it; member
- * operations are idempotent, so retrying is safe). UNAVAILABLE carries google.rpc.RetryInfo. Every RPC may also return UNAUTHENTICATED or
+ * operations are idempotent, so retrying is safe). UNAVAILABLE carries google.rpc.RetryInfo.
+ * Requests other than AddMembers, RemoveMembers and ImportMembers may be at most 2 MiB encoded;
+ * larger ones are RESOURCE_EXHAUSTED before they are decoded. Every RPC may also return UNAUTHENTICATED or
  * PERMISSION_DENIED (credentials), and writes return UNAVAILABLE when the database is unreachable
  * (reads keep serving from memory). A segment_id that is not a UUID is INVALID_ARGUMENT; an
  * unknown one is NOT_FOUND.
