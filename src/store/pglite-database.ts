@@ -1,16 +1,27 @@
 /** Database over embedded PGlite (WASM Postgres): the zero-setup default, files in DATA_DIR. */
 import { PGlite } from "@electric-sql/pglite";
+import { StartupError } from "../errors.js";
+import { type DataDirLock, lockDataDir } from "./data-dir-lock.js";
 import type { Database, Queryable } from "./database.js";
 
 /** An embedded Postgres in one directory. PGlite is single-connection: statements queue. */
 export class PgliteDatabase implements Database {
   readonly kind = "pglite";
 
-  private constructor(private readonly db: PGlite) {}
+  private constructor(
+    private readonly db: PGlite,
+    private readonly lock: DataDirLock,
+  ) {}
 
-  /** Opens (creating if needed) the database in `dataDir`; takes a few seconds. */
+  /** Locks `dataDir` and opens (creating if needed) the database in it; takes a few seconds. */
   static async open(dataDir: string): Promise<PgliteDatabase> {
-    return new PgliteDatabase(await PGlite.create({ dataDir }));
+    const lock = await lockDataDir(dataDir);
+    try {
+      return new PgliteDatabase(await PGlite.create({ dataDir }), lock);
+    } catch (error: unknown) {
+      await lock.release();
+      throw new StartupError(`cannot open the embedded database in DATA_DIR ${dataDir}`, { cause: error });
+    }
   }
 
   async query<R>(text: string, params?: readonly unknown[]): Promise<R[]> {
@@ -31,6 +42,10 @@ export class PgliteDatabase implements Database {
   }
 
   async close(): Promise<void> {
-    await this.db.close();
+    try {
+      await this.db.close();
+    } finally {
+      await this.lock.release();
+    }
   }
 }
