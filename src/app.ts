@@ -2,9 +2,9 @@
  * The composition root: builds every part with `new`, in dependency order, and tears them down
  * in reverse. main.ts runs it for real; tests run it in-process on port 0.
  */
-import { mkdir } from "node:fs/promises";
 import type { Logger } from "pino";
 import { type Config, redactUrl } from "./config.js";
+import { StartupError, UnavailableError } from "./errors.js";
 import { GrpcServer } from "./grpc/server.js";
 import { startHttpServer } from "./http/http-server.js";
 import { Compactor } from "./service/compaction.js";
@@ -13,7 +13,7 @@ import { MemberReads } from "./service/member-reads.js";
 import { MemberService } from "./service/member-service.js";
 import { MembershipService } from "./service/membership-service.js";
 import { SegmentService } from "./service/segment-service.js";
-import { loadState } from "./service/segment-state.js";
+import { loadState, SegmentState } from "./service/segment-state.js";
 import type { Database } from "./store/database.js";
 import { ImportStagingStore } from "./store/import-staging-store.js";
 import { migrate } from "./store/migrate.js";
@@ -32,15 +32,45 @@ export interface App {
   close(): Promise<void>;
 }
 
-/** Opens the store, rebuilds memory from it, and starts serving gRPC. */
+/**
+ * Binds gRPC and HTTP first (NOT_SERVING, calls get UNAVAILABLE), so a taken port fails in
+ * milliseconds rather than after a long load; then opens the store, migrates, rebuilds memory
+ * from it, and turns SERVING.
+ */
 export async function startApp(config: Config, log: Logger, clock: () => Date = () => new Date()): Promise<App> {
   const started = performance.now();
-  const db = await openDatabase(config, log);
+  const server = new GrpcServer({
+    log,
+    maxMessageBytes: config.maxMessageBytes,
+    maxIdsPerCall: config.maxIdsPerCall,
+    streams: { idleMs: config.streamIdleMs, maxMs: config.streamMaxMs },
+  });
+  const grpcPort = await server.listen(config.grpcHost, config.grpcPort).catch((error: unknown) => {
+    throw new StartupError(`cannot listen for gRPC on ${address(config.grpcHost, config.grpcPort)}`, { cause: error });
+  });
+  // Never serves a call: the handlers are installed with the loaded state.
+  let state = new SegmentState(new Uint8Array(0));
+  // /metrics reads whichever state is current: empty while loading, then the loaded one.
+  const httpDeps = {
+    get state() {
+      return state;
+    },
+    health: server.health,
+    calls: server.calls,
+  };
+  const http = await startHttpServer(httpDeps, config.grpcHost, config.httpPort).catch(async (error: unknown) => {
+    server.forceShutdown();
+    throw new StartupError(`cannot listen for HTTP on ${address(config.grpcHost, config.httpPort)}`, { cause: error });
+  });
+  log.info({ host: config.grpcHost, port: grpcPort, httpPort: http.port }, "listening; loading state");
+  let db: Database | undefined;
+  let compactor: Compactor | undefined;
   try {
+    db = await openDatabase(config, log);
     const applied = await migrate(db);
     if (applied.length > 0) log.info({ applied }, "migrations applied");
     const store = new SegmentStore(db);
-    const state = await loadState(store);
+    state = await loadState(store);
     log.info({ segments: state.segments.size, users: state.directory.size, ms: Math.round(performance.now() - started) }, "state loaded");
     const locks = new KeyedMutex();
     const segments = new SegmentService({ state, store, clock, locks });
@@ -48,7 +78,7 @@ export async function startApp(config: Config, log: Logger, clock: () => Date = 
     const members = new MemberService({ state, store, staging, clock, locks, maxIdsPerCall: config.maxIdsPerCall });
     const membership = new MembershipService(state, config.maxIdsPerCall);
     const reads = new MemberReads(state, store);
-    const compactor = new Compactor({
+    compactor = new Compactor({
       state,
       store,
       staging,
@@ -57,45 +87,49 @@ export async function startApp(config: Config, log: Logger, clock: () => Date = 
       policy: { maxChanges: config.snapshotEveryChanges, minBytes: 1 << 20, retentionMs: config.historyRetentionMs },
     });
     compactor.start(config.compactionIntervalMs);
-    const server = new GrpcServer({
-      segments,
-      members,
-      reads,
-      membership,
-      state,
-      log,
-      maxMessageBytes: config.maxMessageBytes,
-      maxIdsPerCall: config.maxIdsPerCall,
-      streams: { idleMs: config.streamIdleMs, maxMs: config.streamMaxMs },
-    });
-    const grpcPort = await server.listen(config.grpcHost, config.grpcPort);
-    const http = await startHttpServer({ state, health: server.health, calls: server.calls }, config.grpcHost, config.httpPort);
+    server.serve({ segments, members, reads, membership, state });
     log.info({ host: config.grpcHost, port: grpcPort, httpPort: http.port, store: db.kind }, "serving gRPC");
+    const opened = db;
+    const running = compactor;
     return {
       grpcPort,
       httpPort: http.port,
       server,
       close: async () => {
         await server.shutdown(config.shutdownGraceMs);
-        await compactor.stop();
+        await running.stop();
         http.server.close();
         http.server.closeAllConnections();
-        await db.close();
+        await opened.close();
       },
     };
   } catch (error: unknown) {
-    await db.close().catch(() => undefined);
+    server.forceShutdown();
+    http.server.close();
+    http.server.closeAllConnections();
+    await compactor?.stop().catch(() => undefined);
+    await db?.close().catch(() => undefined);
     throw error;
   }
+}
+
+function address(host: string, port: number): string {
+  return host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
 }
 
 /** The store the configuration names: Postgres when DATABASE_URL is set, else PGlite in DATA_DIR. */
 export async function openDatabase(config: Config, log: Logger): Promise<Database> {
   if (config.databaseUrl !== undefined) {
-    log.info({ database: redactUrl(config.databaseUrl) }, "using Postgres");
-    return new PostgresDatabase(config.databaseUrl, log, { statementMs: config.statementTimeoutMs, lockMs: config.lockTimeoutMs });
+    const where = redactUrl(config.databaseUrl);
+    log.info({ database: where }, "using Postgres");
+    const db = new PostgresDatabase(config.databaseUrl, log, { statementMs: config.statementTimeoutMs, lockMs: config.lockTimeoutMs });
+    // Connect once now, so an unreachable server is reported with its address and the cause.
+    await db.query("SELECT 1").catch(async (error: unknown) => {
+      await db.close().catch(() => undefined);
+      throw new StartupError(`cannot connect to Postgres at ${where}`, { cause: error instanceof UnavailableError ? error.cause : error });
+    });
+    return db;
   }
-  await mkdir(config.dataDir, { recursive: true });
   log.info({ dataDir: config.dataDir }, "using embedded PGlite");
   return PgliteDatabase.open(config.dataDir, config.lockTimeoutMs);
 }

@@ -71,11 +71,18 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   };
 }
 
-/** The database URL with its password replaced, safe to log. */
+// libpq accepts any connection parameter in the query string, secrets included; anything whose
+// name mentions a password or key is masked (sslkey is a path, but a path can name the secret).
+const SECRET_PARAM = /pass|key|secret|token/i;
+
+/** The database URL with its password (in the userinfo or the query string) replaced, safe to log. */
 export function redactUrl(url: string): string {
   try {
     const parsed = new URL(url);
     if (parsed.password !== "") parsed.password = "***";
+    for (const name of [...parsed.searchParams.keys()]) {
+      if (SECRET_PARAM.test(name)) parsed.searchParams.set(name, "***");
+    }
     return parsed.toString();
   } catch {
     return "<unparseable url>";
@@ -89,7 +96,8 @@ function nonEmpty(value: string | undefined): string | undefined {
 function integer(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number, max: number): number {
   const raw = nonEmpty(env[name]);
   if (raw === undefined) return fallback;
-  const value = Number(raw);
+  // Number() would accept "0x10", "1e3", " 5" and "5.0": only plain decimal digits are meant.
+  const value = /^\d+$/.test(raw) ? Number(raw) : Number.NaN;
   if (!Number.isInteger(value) || value < min || value > max) {
     throw new ConfigError(`${name} must be an integer from ${min} to ${max}; got ${JSON.stringify(raw)}`);
   }

@@ -95,3 +95,9 @@ export class DeadlineExceededError extends DomainError {
 export class CancelledError extends DomainError {
   readonly reason = "CANCELLED";
 }
+
+/**
+ * The process cannot start (port taken, store unreachable, data directory locked or read-only).
+ * Not a DomainError: it never reaches a caller; main prints it with its cause chain and exits 1.
+ */
+export class StartupError extends Error {}

@@ -1,7 +1,7 @@
 /** Process entry point: configuration, logging, start, and shutdown on SIGTERM / SIGINT. */
-import pino from "pino";
 import { startApp } from "./app.js";
 import { ConfigError, loadConfig } from "./config.js";
+import { createProcessLog, describeError, type ProcessLog } from "./logging.js";
 
 async function main(): Promise<void> {
   let config: ReturnType<typeof loadConfig>;
@@ -12,24 +12,42 @@ async function main(): Promise<void> {
     process.stderr.write(`configuration error: ${error.message}\n`);
     process.exit(2);
   }
-  const log = pino({ level: config.logLevel, base: { service: "segments" } });
-  const app = await startApp(config, log);
+  const logging = createProcessLog({ level: config.logLevel, base: { service: "segments" } });
+  const { log } = logging;
+  let app: Awaited<ReturnType<typeof startApp>>;
+  try {
+    app = await startApp(config, log);
+  } catch (error: unknown) {
+    // stderr as well as the log: whoever starts the process reads the reason there.
+    process.stderr.write(`segments failed to start: ${describeError(error)}\n`);
+    // Not log.fatal: pino follows it with the sink's flushSync, which spins forever on EPIPE.
+    log.error({ err: error }, "failed to start");
+    return logging.exit(1);
+  }
+  handleSignals(logging, (signal) => {
+    log.info({ signal }, "shutting down");
+    return app.close();
+  });
+}
+
+/** The first SIGTERM / SIGINT closes the app; a second one exits at once. */
+function handleSignals({ log, exit }: ProcessLog, close: (signal: NodeJS.Signals) => Promise<void>): void {
   let stopping = false;
   const stop = (signal: NodeJS.Signals) => {
     if (stopping) {
       log.warn({ signal }, "second signal; exiting now");
-      process.exit(1);
+      void exit(1, 0);
+      return;
     }
     stopping = true;
-    log.info({ signal }, "shutting down");
-    app.close().then(
+    close(signal).then(
       () => {
         log.info("stopped");
-        process.exit(0);
+        return exit(0);
       },
       (error: unknown) => {
         log.error({ err: error }, "shutdown failed");
-        process.exit(1);
+        return exit(1);
       },
     );
   };
@@ -38,6 +56,6 @@ async function main(): Promise<void> {
 }
 
 main().catch((error: unknown) => {
-  process.stderr.write(`segments failed to start: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+  process.stderr.write(`segments failed to start: ${describeError(error)}\n`);
   process.exit(1);
 });

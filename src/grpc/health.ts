@@ -1,6 +1,7 @@
 /**
  * grpc.health.v1: "" is the whole server; each of our services is listed by its full name.
- * Shutdown flips everything to NOT_SERVING first so load balancers drain us.
+ * The port is bound before the state is loaded, so a server starts NOT_SERVING and turns SERVING
+ * once loaded; shutdown flips everything to NOT_SERVING first so load balancers drain us.
  */
 import { EventEmitter, on } from "node:events";
 import { type Health, HealthCheckResponse_ServingStatus as ServingStatus } from "../gen/grpc/health/v1/health_pb.js";
@@ -10,9 +11,10 @@ import type { ServiceHandlers } from "./adapter.js";
 export class HealthState {
   private readonly statuses = new Map<string, ServingStatus>();
   private readonly changes = new EventEmitter();
+  private stopped = false;
 
-  constructor(services: readonly string[]) {
-    for (const name of ["", ...services]) this.statuses.set(name, ServingStatus.SERVING);
+  constructor(services: readonly string[], initial: ServingStatus = ServingStatus.SERVING) {
+    for (const name of ["", ...services]) this.statuses.set(name, initial);
     this.changes.setMaxListeners(0);
   }
 
@@ -26,8 +28,16 @@ export class HealthState {
     return this.get("") === ServingStatus.SERVING;
   }
 
-  /** Marks every service NOT_SERVING (shutdown). */
+  /** Marks every service SERVING (state loaded), unless shutdown has already begun. */
+  startServing(): void {
+    if (this.stopped) return;
+    for (const name of this.statuses.keys()) this.statuses.set(name, ServingStatus.SERVING);
+    this.changes.emit("change");
+  }
+
+  /** Marks every service NOT_SERVING (shutdown); for good. */
   stopServing(): void {
+    this.stopped = true;
     for (const name of this.statuses.keys()) this.statuses.set(name, ServingStatus.NOT_SERVING);
     this.changes.emit("change");
   }

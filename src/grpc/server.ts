@@ -2,9 +2,11 @@
  * The gRPC server: our two services, health and reflection on one port, with message limits,
  * per-call logging, and a shutdown that drains before it forces.
  */
+import type { DescService } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
 import type { Logger } from "pino";
-import { file_grpc_health_v1_health, Health } from "../gen/grpc/health/v1/health_pb.js";
+import { UnavailableError } from "../errors.js";
+import { file_grpc_health_v1_health, Health, HealthCheckResponse_ServingStatus } from "../gen/grpc/health/v1/health_pb.js";
 import {
   file_segments_v1_membership_service,
   MembershipService as MembershipServiceDesc,
@@ -15,7 +17,7 @@ import type { MemberService } from "../service/member-service.js";
 import { MAX_SEGMENTS_PER_CHECK, type MembershipService } from "../service/membership-service.js";
 import type { SegmentService } from "../service/segment-service.js";
 import type { SegmentState } from "../service/segment-state.js";
-import { addService, type CallObserver } from "./adapter.js";
+import { addService, type CallObserver, type ServiceHandlers } from "./adapter.js";
 import { CallStats } from "./call-stats.js";
 import { HealthState } from "./health.js";
 import { membershipHandlers } from "./membership-handlers.js";
@@ -26,17 +28,21 @@ import { isUnexpected } from "./status.js";
 import type { StreamLimits } from "./stream-reader.js";
 import { entryLimit, sizeLimit } from "./wire-limits.js";
 
-/** What the server serves. */
+/** How the server is set up. */
 export interface GrpcServerDeps {
+  log: Logger;
+  maxMessageBytes: number;
+  maxIdsPerCall: number;
+  streams: StreamLimits;
+}
+
+/** What the server serves, once the state is loaded. */
+export interface ServedServices {
   segments: SegmentService;
   members: MemberService;
   reads: MemberReads;
   membership: MembershipService;
   state: SegmentState;
-  log: Logger;
-  maxMessageBytes: number;
-  maxIdsPerCall: number;
-  streams: StreamLimits;
 }
 
 /**
@@ -46,11 +52,24 @@ export interface GrpcServerDeps {
 const KEEPALIVE_TIME_MS = 60_000;
 const KEEPALIVE_TIMEOUT_MS = 20_000;
 
-/** A running gRPC server. */
+interface LoadedHandlers {
+  segments: ServiceHandlers<typeof SegmentServiceDesc>;
+  membership: ServiceHandlers<typeof MembershipServiceDesc>;
+}
+
+/**
+ * A gRPC server that binds before the state is loaded, so a taken port fails at once instead of
+ * after the load. Every method is registered up front and delegates to the handlers `serve()`
+ * installs; until then calls get UNAVAILABLE and health reports NOT_SERVING.
+ */
 export class GrpcServer {
-  readonly health = new HealthState([SegmentServiceDesc.typeName, MembershipServiceDesc.typeName]);
+  readonly health = new HealthState(
+    [SegmentServiceDesc.typeName, MembershipServiceDesc.typeName],
+    HealthCheckResponse_ServingStatus.NOT_SERVING,
+  );
   readonly calls = new CallStats();
   private readonly server: grpc.Server;
+  private loaded: LoadedHandlers | undefined;
 
   constructor(private readonly deps: GrpcServerDeps) {
     this.server = new grpc.Server({
@@ -65,18 +84,40 @@ export class GrpcServer {
       streams: deps.streams,
       prechecks: prechecks(deps.maxIdsPerCall),
     };
-    addService(this.server, SegmentServiceDesc, segmentHandlers(deps), options);
-    addService(this.server, MembershipServiceDesc, membershipHandlers(deps.membership), options);
+    addService(
+      this.server,
+      SegmentServiceDesc,
+      whenLoaded(SegmentServiceDesc, () => this.loaded?.segments),
+      options,
+    );
+    addService(
+      this.server,
+      MembershipServiceDesc,
+      whenLoaded(MembershipServiceDesc, () => this.loaded?.membership),
+      options,
+    );
     addService(this.server, Health, this.health.handlers(), options);
     addReflection(this.server, [file_segments_v1_segment_service, file_segments_v1_membership_service, file_grpc_health_v1_health]);
   }
 
-  /** Binds and starts serving; resolves to the bound port (useful with port 0). */
+  /** Installs the loaded services and reports SERVING. */
+  serve(services: ServedServices): void {
+    this.loaded = { segments: segmentHandlers(services), membership: membershipHandlers(services.membership) };
+    this.health.startServing();
+  }
+
+  /** Binds and starts accepting calls; resolves to the bound port (useful with port 0). */
   listen(host: string, port: number): Promise<number> {
     const address = host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
     return new Promise((resolve, reject) => {
       this.server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (error, bound) => (error ? reject(error) : resolve(bound)));
     });
+  }
+
+  /** Stops at once, cancelling every call: for a start that failed after binding. */
+  forceShutdown(): void {
+    this.health.stopServing();
+    this.server.forceShutdown();
   }
 
   /**
@@ -124,6 +165,20 @@ function prechecks(maxIds: number): Record<string, Precheck> {
     }
   }
   return checks;
+}
+
+/** Handlers for `service` that call the loaded ones, or fail with UNAVAILABLE while loading. */
+function whenLoaded<S extends DescService>(service: S, current: () => ServiceHandlers<S> | undefined): ServiceHandlers<S> {
+  const delegating: Record<string, (...args: unknown[]) => unknown> = {};
+  for (const method of service.methods) {
+    delegating[method.localName] = (...args) => {
+      const handlers = current() as Record<string, (...args: unknown[]) => unknown> | undefined;
+      const handler = handlers?.[method.localName];
+      if (handler === undefined) throw new UnavailableError("starting; state is loading");
+      return handler(...args);
+    };
+  }
+  return delegating as unknown as ServiceHandlers<S>;
 }
 
 function observer(log: Logger, calls: CallStats): CallObserver {

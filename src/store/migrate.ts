@@ -16,15 +16,17 @@ interface Migration {
 
 /** Brings the schema up to date; returns the versions it applied. */
 export async function migrate(db: Database): Promise<number[]> {
-  await db.query(
-    `CREATE TABLE IF NOT EXISTS schema_migrations (
-       version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`,
-  );
   const applied: number[] = [];
   for (const migration of await readMigrations()) {
     const ran = await db.transaction(async (tx) => {
       // Replicas starting together queue here; the loser then sees the version as applied.
       await tx.query("SELECT pg_advisory_xact_lock(7418820563)");
+      // Created under the lock: concurrent CREATE TABLE IF NOT EXISTS on an empty database race
+      // on the catalog, and all but one fail with a unique violation.
+      await tx.query(
+        `CREATE TABLE IF NOT EXISTS schema_migrations (
+           version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`,
+      );
       const done = await tx.query("SELECT 1 FROM schema_migrations WHERE version = $1", [migration.version]);
       if (done.length > 0) return false;
       await tx.exec(migration.sql);

@@ -1,7 +1,8 @@
 /** Database over embedded PGlite (WASM Postgres): the zero-setup default, files in DATA_DIR. */
 import { PGlite } from "@electric-sql/pglite";
 import { checkpoint, throwIfOver } from "../cancellation.js";
-import { UnavailableError } from "../errors.js";
+import { StartupError, UnavailableError } from "../errors.js";
+import { type DataDirLock, lockDataDir } from "./data-dir-lock.js";
 import type { Database, Queryable } from "./database.js";
 
 /** An embedded Postgres in one directory. PGlite is single-connection: statements queue. */
@@ -10,13 +11,20 @@ export class PgliteDatabase implements Database {
 
   private constructor(
     private readonly db: PGlite,
+    private readonly lock: DataDirLock,
     /** Longest wait for the single connection before a transaction gives up (DB_LOCK_TIMEOUT_MS). */
     private readonly waitMs: number,
   ) {}
 
-  /** Opens (creating if needed) the database in `dataDir`; takes a few seconds. */
+  /** Locks `dataDir` and opens (creating if needed) the database in it; takes a few seconds. */
   static async open(dataDir: string, waitMs: number): Promise<PgliteDatabase> {
-    return new PgliteDatabase(await PGlite.create({ dataDir }), waitMs);
+    const lock = await lockDataDir(dataDir);
+    try {
+      return new PgliteDatabase(await PGlite.create({ dataDir }), lock, waitMs);
+    } catch (error: unknown) {
+      await lock.release();
+      throw new StartupError(`cannot open the embedded database in DATA_DIR ${dataDir}`, { cause: error });
+    }
   }
 
   async query<R>(text: string, params?: readonly unknown[]): Promise<R[]> {
@@ -77,6 +85,10 @@ export class PgliteDatabase implements Database {
   }
 
   async close(): Promise<void> {
-    await this.db.close();
+    try {
+      await this.db.close();
+    } finally {
+      await this.lock.release();
+    }
   }
 }

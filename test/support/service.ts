@@ -2,7 +2,7 @@
  * Runs the real service in-process on port 0 against a test store, with typed clients, and can
  * restart it on the same store (the durability tests' "kill and come back").
  */
-import pino, { type Logger } from "pino";
+import type { Logger } from "pino";
 import { afterAll, beforeAll } from "vitest";
 import { type App, startApp } from "../../src/app.js";
 import { type Client, createClient } from "../../src/client/client.js";
@@ -10,6 +10,7 @@ import { loadConfig } from "../../src/config.js";
 import { Health } from "../../src/gen/grpc/health/v1/health_pb.js";
 import { MembershipService } from "../../src/gen/segments/v1/membership_service_pb.js";
 import { SegmentService } from "../../src/gen/segments/v1/segment_service_pb.js";
+import { createLogger } from "../../src/logging.js";
 import type { StoreKind, TestStore } from "./stores.js";
 
 /** A running service and clients connected to it. */
@@ -27,7 +28,7 @@ export interface TestService {
 export async function startService(
   store: TestStore,
   env: Record<string, string> = {},
-  log: Logger = pino({ level: process.env.TEST_LOG_LEVEL ?? "silent" }),
+  log: Logger = createLogger({ level: process.env.TEST_LOG_LEVEL ?? "silent" }),
 ): Promise<TestService> {
   const config = loadConfig({ GRPC_PORT: "0", HTTP_PORT: "0", SHUTDOWN_GRACE_MS: "2000", ...store.env, ...env });
   const app = await startApp(config, log);

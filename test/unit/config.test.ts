@@ -18,6 +18,14 @@ describe("loadConfig", () => {
     ["LOG_LEVEL", "loud"],
     ["DATABASE_URL", "mysql://x"],
     ["SHUTDOWN_GRACE_MS", "1.5"],
+    // Number() accepts all of these; none is a plain decimal integer.
+    ["GRPC_PORT", "0x10"],
+    ["GRPC_PORT", "1e3"],
+    ["GRPC_PORT", " 5"],
+    ["GRPC_PORT", "5.0"],
+    ["GRPC_PORT", "+5"],
+    ["GRPC_PORT", "0b11"],
+    ["HTTP_PORT", "-1"],
   ])("fails naming %s=%s", (name, value) => {
     expect(() => loadConfig({ [name]: value })).toThrow(ConfigError);
     expect(() => loadConfig({ [name]: value })).toThrow(name);
@@ -25,5 +33,25 @@ describe("loadConfig", () => {
 
   it("redacts the password from database URLs", () => {
     expect(redactUrl("postgres://app:s3cret@db:5432/segments")).toBe("postgres://app:***@db:5432/segments");
+  });
+
+  it("redacts secrets given as query parameters and keeps the rest", () => {
+    const redacted = redactUrl("postgres://app@db:5432/segments?password=s3cret&sslpassword=k3y&sslkey=/run/k&sslmode=require");
+    expect(redacted).not.toMatch(/s3cret|k3y|\/run\/k/);
+    const params = new URL(redacted).searchParams;
+    expect([params.get("password"), params.get("sslpassword"), params.get("sslkey"), params.get("sslmode")]).toEqual([
+      "***",
+      "***",
+      "***",
+      "require",
+    ]);
+  });
+
+  it("accepts plain decimal integers", () => {
+    expect(loadConfig({ GRPC_PORT: "16", HTTP_PORT: "0", MAX_IDS_PER_CALL: "0100" })).toMatchObject({
+      grpcPort: 16,
+      httpPort: 0,
+      maxIdsPerCall: 100,
+    });
   });
 });
