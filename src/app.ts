@@ -4,11 +4,11 @@
  */
 import type { Logger } from "pino";
 import { type Config, redactUrl } from "./config.js";
+import { KeyedMutex } from "./control/keyed-mutex.js";
 import { StartupError, UnavailableError } from "./errors.js";
 import { GrpcServer } from "./grpc/server.js";
 import { startHttpServer } from "./http/http-server.js";
 import { Compactor } from "./service/compaction.js";
-import { KeyedMutex } from "./service/keyed-mutex.js";
 import { MemberReads } from "./service/member-reads.js";
 import { MemberService } from "./service/member-service.js";
 import { MembershipService } from "./service/membership-service.js";

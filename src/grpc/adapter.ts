@@ -16,7 +16,7 @@ import {
 import type { GenService, GenServiceMethods } from "@bufbuild/protobuf/codegenv2";
 import * as grpc from "@grpc/grpc-js";
 import type { Logger } from "pino";
-import { setDeadline } from "../cancellation.js";
+import { setDeadline } from "../control/cancellation.js";
 import { CancelledError, DeadlineExceededError, ResourceExhaustedError } from "../errors.js";
 import { type Precheck, RejectedRequest, safeDeserializer } from "./request-decoding.js";
 import { toStatus } from "./status.js";

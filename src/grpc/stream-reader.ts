@@ -4,7 +4,7 @@
  * locks or connections behind it) forever, and no stream outlives its maximum duration.
  */
 import * as grpc from "@grpc/grpc-js";
-import { checkpoint } from "../cancellation.js";
+import { checkpoint } from "../control/cancellation.js";
 import { CancelledError, DeadlineExceededError, ResourceExhaustedError } from "../errors.js";
 import { RejectedRequest } from "./request-decoding.js";
 

@@ -4,7 +4,8 @@
  * bitmap — and one call is one version (or none, when it changes nothing).
  */
 import { randomUUID } from "node:crypto";
-import { throwIfOver } from "../cancellation.js";
+import { throwIfOver } from "../control/cancellation.js";
+import type { KeyedMutex } from "../control/keyed-mutex.js";
 import { FailedPreconditionError, InvalidArgumentError, UnavailableError } from "../errors.js";
 import { addDelta, applyDelta, bitmapOf, encodeBitmap, type MembershipDelta, removeDelta } from "../index/membership.js";
 import { RoaringBitmap32 } from "../index/roaring.js";
@@ -13,7 +14,6 @@ import type { Queryable } from "../store/database.js";
 import type { ImportStagingStore } from "../store/import-staging-store.js";
 import { type SegmentStore, type UserRow, VersionConflictError } from "../store/segment-store.js";
 import { ImportParser, type InvalidEntry } from "./import-parser.js";
-import type { KeyedMutex } from "./keyed-mutex.js";
 import { catchUp, readBackUsers, type SegmentState } from "./segment-state.js";
 import { checkUserIds } from "./validation.js";
 import { membershipAt } from "./versions.js";

@@ -2,11 +2,12 @@
  * Segment definitions and lifecycle: create, read, list, update, delete, the five transitions,
  * and the audit trail every one of those writes in the same transaction as its change.
  */
+
+import type { KeyedMutex } from "../control/keyed-mutex.js";
 import { FailedPreconditionError, InvalidArgumentError } from "../errors.js";
 import type { HistoryEntry, QueryDefinition, Schedule, Segment, SegmentStatus, SegmentType } from "../model.js";
 import type { SegmentStore } from "../store/segment-store.js";
 import { newSegmentId } from "./ids.js";
-import type { KeyedMutex } from "./keyed-mutex.js";
 import { nextStatus, type Transition, transitionAction } from "./lifecycle.js";
 import { type ListSegmentsPage, type ListSegmentsQuery, listSegmentsPage } from "./list-segments.js";
 import { decodeHistoryToken, encodeHistoryToken, type HistoryPage, historyPageSize } from "./segment-history.js";

@@ -1,94 +1,165 @@
-/** Database over embedded PGlite (WASM Postgres): the zero-setup default, files in DATA_DIR. */
-import { PGlite } from "@electric-sql/pglite";
-import { checkpoint, throwIfOver } from "../cancellation.js";
+/**
+ * Database over embedded PGlite (WASM Postgres): the zero-setup default, files in DATA_DIR.
+ * PGlite runs in a worker thread (pglite-worker.ts), so its statements never stall the event
+ * loop that answers membership; this side only queues requests and awaits replies.
+ */
+import { createRequire } from "node:module";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+import { Worker } from "node:worker_threads";
+import { checkpoint, throwIfOver } from "../control/cancellation.js";
+import { KeyedMutex } from "../control/keyed-mutex.js";
 import { StartupError, UnavailableError } from "../errors.js";
 import { type DataDirLock, lockDataDir } from "./data-dir-lock.js";
 import type { Database, Queryable } from "./database.js";
+import type { WorkerError, WorkerReply, WorkerRequest, WorkerSettings } from "./pglite-worker.js";
+
+type Pending = { resolve: (rows: unknown[]) => void; reject: (error: unknown) => void };
+type Request = { op: "query"; text: string; params: readonly unknown[] | undefined } | { op: "exec"; text: string } | { op: "close" };
 
 /** An embedded Postgres in one directory. PGlite is single-connection: statements queue. */
 export class PgliteDatabase implements Database {
   readonly kind = "pglite";
+  /** The single connection: a transaction holds it from BEGIN to COMMIT, a statement for itself. */
+  private readonly connection = new KeyedMutex();
+  private readonly pending = new Map<number, Pending>();
+  private nextId = 1;
+  private failure: UnavailableError | undefined;
 
   private constructor(
-    private readonly db: PGlite,
+    private readonly worker: Worker,
     private readonly lock: DataDirLock,
-    /** Longest wait for the single connection before a transaction gives up (DB_LOCK_TIMEOUT_MS). */
+    /** Longest wait for the single connection before a call gives up (DB_LOCK_TIMEOUT_MS). */
     private readonly waitMs: number,
-  ) {}
+  ) {
+    worker.on("message", (reply: WorkerReply) => this.settle(reply));
+    // A worker that dies (WASM abort, out of memory) fails everything in flight and after.
+    const fail = (cause: unknown) => {
+      this.failure = new UnavailableError("the embedded database stopped; restart the service", { cause });
+      for (const { reject } of this.pending.values()) reject(this.failure);
+      this.pending.clear();
+    };
+    worker.on("error", fail);
+    worker.on("exit", (code) => fail(new Error(`the PGlite worker exited with code ${code}`)));
+  }
 
   /** Locks `dataDir` and opens (creating if needed) the database in it; takes a few seconds. */
   static async open(dataDir: string, waitMs: number): Promise<PgliteDatabase> {
     const lock = await lockDataDir(dataDir);
+    const worker = startWorker({ dataDir });
     try {
-      return new PgliteDatabase(await PGlite.create({ dataDir }), lock, waitMs);
+      await new Promise<void>((resolve, reject) => {
+        worker.once("message", (reply: WorkerReply) => ("error" in reply ? reject(asError(reply.error)) : resolve()));
+        worker.once("error", reject);
+      });
+      return new PgliteDatabase(worker, lock, waitMs);
     } catch (error: unknown) {
+      await worker.terminate();
       await lock.release();
       throw new StartupError(`cannot open the embedded database in DATA_DIR ${dataDir}`, { cause: error });
     }
   }
 
   async query<R>(text: string, params?: readonly unknown[]): Promise<R[]> {
-    return (await this.db.query<R>(text, params as unknown[] | undefined)).rows;
-  }
-
-  /**
-   * One transaction on the single connection. Waiting for the connection is bounded and
-   * abortable: a caller that gave up is never run later, when its turn finally comes.
-   */
-  async transaction<T>(fn: (tx: Queryable) => Promise<T>, signal?: AbortSignal): Promise<T> {
-    let abandoned: unknown;
-    let started = false;
-    const work = this.db.transaction(async (tx) => {
-      started = true;
-      if (abandoned !== undefined) throw abandoned;
-      throwIfOver(signal);
-      const result = await fn({
-        query: async <R>(text: string, params?: readonly unknown[]) => (await tx.query<R>(text, params as unknown[] | undefined)).rows,
-        exec: async (script: string) => void (await tx.exec(script)),
-      });
-      // The last moment a cancellation or a passed deadline can still undo the change.
-      await checkpoint(signal);
-      return result;
-    });
-    let timer: NodeJS.Timeout | undefined;
-    let onAbort: (() => void) | undefined;
-    const gaveUp = new Promise<never>((_, reject) => {
-      const giveUp = (reason: unknown) => {
-        if (started) return;
-        abandoned = reason;
-        reject(reason);
-      };
-      timer = setTimeout(
-        () =>
-          giveUp(
-            new UnavailableError(
-              `the embedded database stayed busy for ${this.waitMs} ms (DB_LOCK_TIMEOUT_MS); nothing was changed, retry later`,
-            ),
-          ),
-        this.waitMs,
-      );
-      onAbort = () => giveUp(signal?.reason);
-      signal?.addEventListener("abort", onAbort, { once: true });
-    });
-    // Once abandoned, the queued transaction still runs (and rolls back) later: swallow that.
-    work.catch(() => undefined);
-    try {
-      return await Promise.race([work, gaveUp]);
-    } finally {
-      clearTimeout(timer);
-      if (onAbort !== undefined) signal?.removeEventListener("abort", onAbort);
-    }
+    return this.withConnection(() => this.send({ op: "query", text, params }) as Promise<R[]>);
   }
 
   async exec(script: string): Promise<void> {
-    await this.db.exec(script);
+    await this.withConnection(() => this.send({ op: "exec", text: script }));
+  }
+
+  /** One transaction on the single connection; see Database.transaction. */
+  async transaction<T>(fn: (tx: Queryable) => Promise<T>, signal?: AbortSignal): Promise<T> {
+    const tx: Queryable = {
+      query: async <R>(text: string, params?: readonly unknown[]) => (await this.send({ op: "query", text, params })) as R[],
+      exec: async (script: string) => void (await this.send({ op: "exec", text: script })),
+    };
+    return this.withConnection(async () => {
+      throwIfOver(signal);
+      await this.send({ op: "exec", text: "BEGIN" });
+      try {
+        const result = await fn(tx);
+        // The last moment a cancellation or a passed deadline can still undo the change.
+        await checkpoint(signal);
+        await this.send({ op: "exec", text: "COMMIT" });
+        return result;
+      } catch (error: unknown) {
+        await this.send({ op: "exec", text: "ROLLBACK" }).catch(() => undefined);
+        throw error;
+      }
+    }, signal);
   }
 
   async close(): Promise<void> {
     try {
-      await this.db.close();
+      await this.withConnection(() => this.send({ op: "close" }));
     } finally {
+      await this.worker.terminate();
       await this.lock.release();
     }
   }
+
+  /**
+   * Runs `work` holding the connection. Waiting for it is bounded by `waitMs` and ends at once
+   * when `signal` aborts; a caller that gave up never runs later, when its turn finally comes.
+   */
+  private withConnection<T>(work: () => Promise<T>, signal?: AbortSignal): Promise<T> {
+    const waited = new AbortController();
+    const timer = setTimeout(
+      () =>
+        waited.abort(
+          new UnavailableError(
+            `the embedded database stayed busy for ${this.waitMs} ms (DB_LOCK_TIMEOUT_MS); nothing was changed, retry later`,
+          ),
+        ),
+      this.waitMs,
+    );
+    const gaveUp = signal === undefined ? waited.signal : AbortSignal.any([signal, waited.signal]);
+    return this.connection.run(
+      "connection",
+      () => {
+        clearTimeout(timer);
+        return work();
+      },
+      gaveUp,
+    );
+  }
+
+  private send(request: Request): Promise<unknown[]> {
+    if (this.failure !== undefined) return Promise.reject(this.failure);
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      this.worker.postMessage({ ...request, id } satisfies WorkerRequest);
+    });
+  }
+
+  private settle(reply: WorkerReply): void {
+    const pending = this.pending.get(reply.id);
+    if (pending === undefined) return;
+    this.pending.delete(reply.id);
+    if ("error" in reply) pending.reject(asError(reply.error));
+    else pending.resolve(reply.rows);
+  }
+}
+
+/** A database error as the store's error classification reads it (SQLSTATE in `code`). */
+function asError(reduced: WorkerError): Error {
+  return Object.assign(new Error(reduced.message), reduced.code === undefined ? {} : { code: reduced.code }, {
+    ...(reduced.constraint === undefined ? {} : { constraint: reduced.constraint }),
+  });
+}
+
+/**
+ * The worker, from the compiled JavaScript beside this file — or, when this file is TypeScript
+ * run from source (tests, tsx), through tsx's loader, registered inside the worker first.
+ */
+function startWorker(settings: WorkerSettings): Worker {
+  const here = import.meta.url;
+  if (!here.endsWith(".ts")) return new Worker(new URL("./pglite-worker.js", here), { workerData: settings });
+  const tsxRoot = join(createRequire(here).resolve("tsx/package.json"), "..");
+  const api = pathToFileURL(join(tsxRoot, "dist/esm/api/index.mjs")).href;
+  const entry = new URL("./pglite-worker.ts", here).href;
+  const bootstrap = `import(${JSON.stringify(api)}).then((tsx) => { tsx.register(); return import(${JSON.stringify(entry)}); });`;
+  return new Worker(bootstrap, { eval: true, workerData: settings });
 }

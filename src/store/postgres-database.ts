@@ -1,7 +1,7 @@
 /** Database over node `pg` against a real Postgres (used when DATABASE_URL is set). */
 import pg from "pg";
 import type { Logger } from "pino";
-import { checkpoint, throwIfOver } from "../cancellation.js";
+import { checkpoint, throwIfOver } from "../control/cancellation.js";
 import { UnavailableError } from "../errors.js";
 import type { Database, Queryable } from "./database.js";
 import { isRetryable, unavailable } from "./sql-errors.js";

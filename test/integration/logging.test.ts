@@ -33,8 +33,11 @@ describe("the err serializer", () => {
       () => undefined,
       (error: unknown) => error,
     );
-    // The driver error does carry the parameters: that is what must not reach the log.
-    expect(failure).toMatchObject({ code: "42P01", params: [ids] });
+    // The store hands back only message and SQLSTATE (PGlite's worker strips the rest)…
+    expect(failure).toMatchObject({ code: "42P01" });
+    expect(failure).not.toHaveProperty("params");
+    // …and PGlite's own error carries the SQL and the parameters: the serializer must drop them.
+    Object.assign(failure as object, { query: "SELECT * FROM no_such_table WHERE id = ANY($1::text[])", params: [ids] });
     const { lines, log } = capture();
     log.error({ err: new Error("listing failed", { cause: failure }) }, "call failed unexpectedly");
     expect(lines).toHaveLength(1);

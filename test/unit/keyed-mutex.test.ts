@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { KeyedMutex } from "../../src/service/keyed-mutex.js";
+import { KeyedMutex } from "../../src/control/keyed-mutex.js";
 
 const tick = () => new Promise((resolve) => setImmediate(resolve));
 
@@ -72,5 +72,22 @@ describe("KeyedMutex with an abort signal", () => {
       ),
     ).rejects.toThrow("too late");
     expect(ran).toBe(false);
+  });
+});
+
+describe("KeyedMutex once work has started", () => {
+  it("settles with the work's own outcome even if the signal aborts meanwhile", async () => {
+    const mutex = new KeyedMutex();
+    const abort = new AbortController();
+    const result = mutex.run(
+      "a",
+      async () => {
+        abort.abort(new Error("too late to matter"));
+        await tick();
+        return "committed";
+      },
+      abort.signal,
+    );
+    await expect(result).resolves.toBe("committed");
   });
 });

@@ -1,11 +1,12 @@
 /**
  * When a call may no longer change anything. A call's AbortSignal aborts on a client cancel or
- * at its deadline, but timers and socket reads only run when the event loop gets a turn, and the
- * embedded store (PGlite, WASM on this thread) can run a whole transaction without giving it one.
- * So the last check before COMMIT first yields for one poll phase (to read a cancel that has
- * arrived) and compares the deadline with the clock itself.
+ * at its deadline, but timers and socket reads only run when the event loop gets a turn, and a
+ * transaction's statements can complete one after another without giving it one (replies that
+ * are already queued resolve as microtasks; a busy loop runs timers late). So the last check
+ * before COMMIT first yields for one poll phase (to read a cancel that has arrived) and compares
+ * the deadline with the clock itself.
  */
-import { DeadlineExceededError } from "./errors.js";
+import { DeadlineExceededError } from "../errors.js";
 
 const deadlines = new WeakMap<AbortSignal, number>();
 

@@ -1,0 +1,72 @@
+/**
+ * The embedded Postgres, on a thread of its own. PGlite runs WASM on whichever thread calls it
+ * and never yields while a statement runs, so on the main thread one large statement froze every
+ * membership answer (a 1M-id import held the event loop for ~30 s). Here it blocks only this
+ * thread. The protocol is one request at a time, in order: the main thread serializes access.
+ */
+import { parentPort, workerData } from "node:worker_threads";
+import { PGlite } from "@electric-sql/pglite";
+
+/** What the main thread asks. */
+export type WorkerRequest =
+  | { id: number; op: "query"; text: string; params: readonly unknown[] | undefined }
+  | { id: number; op: "exec"; text: string }
+  | { id: number; op: "close" };
+
+/** What a database error is reduced to on its way back: no SQL text, no parameters. */
+export interface WorkerError {
+  message: string;
+  code?: string;
+  constraint?: string;
+}
+
+/** The answer to one request. */
+export type WorkerReply = { id: number; rows: unknown[] } | { id: number; error: WorkerError };
+
+/** The worker's start-up settings. */
+export interface WorkerSettings {
+  dataDir: string;
+}
+
+async function serve(): Promise<void> {
+  const port = parentPort;
+  if (port === null) throw new Error("pglite-worker must run in a worker thread");
+  const { dataDir } = workerData as WorkerSettings;
+  let db: PGlite;
+  try {
+    db = await PGlite.create({ dataDir });
+  } catch (error: unknown) {
+    port.postMessage({ id: 0, error: reduce(error) } satisfies WorkerReply);
+    return;
+  }
+  port.postMessage({ id: 0, rows: [] } satisfies WorkerReply);
+  port.on("message", async (request: WorkerRequest) => {
+    try {
+      if (request.op === "query") {
+        const result = await db.query(request.text, request.params as unknown[] | undefined);
+        port.postMessage({ id: request.id, rows: result.rows } satisfies WorkerReply);
+      } else if (request.op === "exec") {
+        await db.exec(request.text);
+        port.postMessage({ id: request.id, rows: [] } satisfies WorkerReply);
+      } else {
+        await db.close();
+        port.postMessage({ id: request.id, rows: [] } satisfies WorkerReply);
+        port.close();
+      }
+    } catch (error: unknown) {
+      port.postMessage({ id: request.id, error: reduce(error) } satisfies WorkerReply);
+    }
+  });
+}
+
+function reduce(error: unknown): WorkerError {
+  if (typeof error !== "object" || error === null) return { message: String(error) };
+  const { message, code, constraint } = error as { message?: unknown; code?: unknown; constraint?: unknown };
+  return {
+    message: typeof message === "string" ? message : "PGlite failed",
+    ...(typeof code === "string" ? { code } : {}),
+    ...(typeof constraint === "string" ? { constraint } : {}),
+  };
+}
+
+void serve();
