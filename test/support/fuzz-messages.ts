@@ -7,6 +7,7 @@
  */
 import { create, type DescField, type DescMessage, ScalarType, toBinary } from "@bufbuild/protobuf";
 import { rng } from "../../bench/lib/dataset.js";
+import { varint } from "./raw-call.js";
 
 /** Real values from the seeded service: what makes a random message land on real state. */
 export interface Pools {
@@ -358,17 +359,6 @@ function stringFields(schema: DescMessage, repeatedOnly: boolean): DescField[] {
 /** Appends one length-delimited field: the last value wins for a singular field, one more entry for a list. */
 function appendField(base: Buffer, fieldNo: number, value: Buffer): Buffer {
   return Buffer.concat([base, varint(fieldNo * 8 + WIRE_LENGTH_DELIMITED), varint(value.length), value]);
-}
-
-function varint(n: number): Buffer {
-  const out: number[] = [];
-  let v = n;
-  while (v >= 0x80) {
-    out.push((v % 0x80) | 0x80);
-    v = Math.floor(v / 0x80);
-  }
-  out.push(v);
-  return Buffer.from(out);
 }
 
 const RAW_STRINGS: readonly (readonly number[])[] = [
