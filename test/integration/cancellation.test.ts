@@ -64,7 +64,7 @@ describe.each(STORES)("cancellation and deadlines on $name", (kind) => {
     await t.service.segments.addMembers({ segmentId: id, userIds: ids("calibrate_", 0, 100_000) });
     const runMs = performance.now() - started;
     let exceeded = 0;
-    for (const [k, fraction] of [0.2, 0.4, 0.6, 0.8, 0.5, 0.3].entries()) {
+    for (const [k, fraction] of [0.2, 0.5, 0.8].entries()) {
       const before = await segment(id);
       const users = (await segment(everyone))?.memberCount ?? 0n;
       const done = finishedCalls(t.service, ADD);
@@ -83,7 +83,7 @@ describe.each(STORES)("cancellation and deadlines on $name", (kind) => {
       expect((await segment(everyone))?.memberCount).toBe(users);
     }
     expect(exceeded, "some deadline should have passed mid-write").toBeGreaterThan(0);
-  });
+  }, 300_000);
 
   it("writes that give up while queued behind another never run", async () => {
     const id = await staticSegment("Queued");

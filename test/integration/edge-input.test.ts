@@ -180,13 +180,19 @@ describe.each(STORES)("trust at the edges on $name", (kind) => {
       let deep: FilterInit = { kind: { case: "event", value: { name: "e" } } };
       for (let i = 1; i < 41; i++) deep = { kind: { case: "not", value: deep } };
       expect(await invalid(createDynamic("Deep", deep), `query.filter${".not".repeat(32)}`)).toContain("limit of 32");
-      const huge: FilterInit = {
+      const long = (value: string): FilterInit => ({
         kind: {
           case: "property",
-          value: { key: "plan", operator: ComparisonOperator.EQ, value: { kind: { case: "stringValue", value: "v".repeat(20 << 20) } } },
+          value: { key: "plan", operator: ComparisonOperator.EQ, value: { kind: { case: "stringValue", value } } },
         },
-      };
-      expect(await invalid(createDynamic("Huge", huge), "query.filter.property.value.string_value")).toContain("at most 1,000 characters");
+      });
+      expect(await invalid(createDynamic("Long", long("v".repeat(1_001))), "query.filter.property.value.string_value")).toContain(
+        "at most 1,000 characters",
+      );
+      // 20 MiB is refused before it is even decoded: no request but a member list may be that large.
+      const huge = await failure(createDynamic("Huge", long("v".repeat(20 << 20))));
+      expect(huge.code).toBe(status.RESOURCE_EXHAUSTED);
+      expect(huge.details).toContain("limit of 2097152 bytes");
       const unspecified: FilterInit = { kind: { case: "property", value: { key: "plan" } } };
       await invalid(createDynamic("Unspecified", unspecified), "query.filter.property.operator");
       const many: FilterInit = {
