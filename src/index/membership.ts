@@ -21,6 +21,11 @@ export function removeDelta(current: RoaringBitmap32, uids: RoaringBitmap32): Me
   return { added: new RoaringBitmap32(), removed: RoaringBitmap32.and(uids, current) };
 }
 
+/** The delta that makes `current` exactly `target`. */
+export function replaceDelta(current: RoaringBitmap32, target: RoaringBitmap32): MembershipDelta {
+  return { added: RoaringBitmap32.andNot(target, current), removed: RoaringBitmap32.andNot(current, target) };
+}
+
 /** A new bitmap: `current` with the delta applied. `current` is left untouched. */
 export function applyDelta(current: RoaringBitmap32, delta: MembershipDelta): RoaringBitmap32 {
   const next = RoaringBitmap32.or(current, delta.added);

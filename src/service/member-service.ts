@@ -7,7 +7,7 @@ import { randomUUID } from "node:crypto";
 import { throwIfOver } from "../control/cancellation.js";
 import type { KeyedMutex } from "../control/keyed-mutex.js";
 import { FailedPreconditionError, InvalidArgumentError, UnavailableError } from "../errors.js";
-import { addDelta, applyDelta, bitmapOf, encodeBitmap, type MembershipDelta, removeDelta } from "../index/membership.js";
+import { addDelta, applyDelta, bitmapOf, encodeBitmap, type MembershipDelta, removeDelta, replaceDelta } from "../index/membership.js";
 import { RoaringBitmap32 } from "../index/roaring.js";
 import type { ChangeTrigger, Segment, SegmentStatus, SegmentType } from "../model.js";
 import type { Queryable } from "../store/database.js";
@@ -17,6 +17,14 @@ import { ImportParser, type InvalidEntry } from "./import-parser.js";
 import { catchUp, readBackUsers, type SegmentState } from "./segment-state.js";
 import { checkUserIds } from "./validation.js";
 import { membershipAt } from "./versions.js";
+
+/** Ids gathered for one change: known ones as uids in memory, unknown ones staged in the database. */
+export class GatheredIds {
+  readonly known = new RoaringBitmap32();
+  readonly stagingId = randomUUID();
+  /** Whether rows are staged under stagingId that no commit has consumed yet. */
+  staged = false;
+}
 
 /** The outcome of a member change. */
 export interface MemberChangeResult {
@@ -62,11 +70,13 @@ interface Computed {
 type Compute = (segment: Segment, current: RoaringBitmap32, tx: Queryable) => Promise<Computed>;
 
 const EDITABLE_MEMBERS: readonly SegmentStatus[] = ["DRAFT", "ACTIVE", "PAUSED"];
-/** What a member operation is called, what its log rows say caused them, and which types it takes. */
-interface ChangeKind {
+/** What a member operation is called, what its log rows say caused them, and where it is allowed. */
+export interface ChangeKind {
   operation: string;
   trigger: ChangeTrigger;
   types: readonly SegmentType[];
+  /** Statuses it may run in (default: DRAFT, ACTIVE, PAUSED). */
+  statuses?: readonly SegmentStatus[];
 }
 
 const STATIC_ONLY: readonly SegmentType[] = ["STATIC"];
@@ -76,6 +86,13 @@ const KINDS = {
   import: { operation: "ImportMembers", trigger: "IMPORT", types: STATIC_ONLY },
   subtract: { operation: "SubtractSegment", trigger: "SUBTRACT", types: STATIC_ONLY },
   rollback: { operation: "RollbackSegment", trigger: "ROLLBACK", types: ["STATIC", "DYNAMIC"] },
+} satisfies Record<string, ChangeKind>;
+
+/** The member changes that analytics queries make (used by the evaluation service). */
+export const QUERY_KINDS = {
+  evaluate: { operation: "EvaluateSegment", trigger: "EVALUATION", types: ["DYNAMIC"], statuses: ["ACTIVE", "PAUSED"] },
+  schedule: { operation: "A scheduled evaluation", trigger: "SCHEDULE", types: ["DYNAMIC"], statuses: ["ACTIVE"] },
+  populate: { operation: "PopulateFromQuery", trigger: "QUERY", types: STATIC_ONLY },
 } satisfies Record<string, ChangeKind>;
 
 /** Changes the membership of segments. */
@@ -128,13 +145,8 @@ export class MemberService {
     chunks: AsyncIterable<ImportChunk>,
     signal?: AbortSignal,
   ): Promise<MemberChangeResult & { invalidCount: number; invalid: InvalidEntry[] }> {
-    checkMembersEditable(this.deps.state.require(id), KINDS.import);
-    const importId = randomUUID();
     const parser = new ImportParser();
-    const requested = new RoaringBitmap32();
-    let staged = false;
-    let committed = false;
-    try {
+    const result = await this.applyIdSet(id, KINDS.import, mode, signal, async (gather) => {
       for await (const chunk of chunks) {
         throwIfOver(signal);
         if (chunk.userIds.length > this.deps.maxIdsPerCall) {
@@ -143,44 +155,81 @@ export class MemberService {
             `${chunk.userIds.length} ids in one message is over the limit of ${this.deps.maxIdsPerCall}`,
           );
         }
-        staged = (await this.stage(importId, parser.push(chunk.userIds, chunk.text), requested)) || staged;
+        await gather(parser.push(chunk.userIds, chunk.text));
       }
-      staged = (await this.stage(importId, parser.finish(), requested)) || staged;
-      const result = await this.change(
+      await gather(parser.finish());
+    });
+    return { ...result, invalidCount: parser.invalidCount, invalid: parser.invalid };
+  }
+
+  /**
+   * Applies a set of ids, gathered by `feed` outside any transaction, as one version: ADD or
+   * REMOVE them, or REPLACE the membership with them. Imports and query results both take this
+   * path, so neither holds a lock or a connection while its ids arrive.
+   */
+  async applyIdSet(
+    id: string,
+    kind: ChangeKind,
+    mode: ImportMode,
+    signal: AbortSignal | undefined,
+    feed: (gather: (ids: readonly string[]) => Promise<void>) => Promise<void>,
+  ): Promise<MemberChangeResult> {
+    checkMembersEditable(this.deps.state.require(id), kind);
+    const set = new GatheredIds();
+    try {
+      await feed((ids) => this.gather(set, ids));
+      return await this.change(
         id,
-        KINDS.import,
+        kind,
         async (_segment, current, tx) => {
           // Removing creates no users; unknown ids only count (once each) as unchanged.
-          const resolved = staged ? await this.deps.staging.resolve(tx, importId, mode !== "REMOVE") : { uids: [], unknown: 0 };
-          const all = RoaringBitmap32.or(requested, new RoaringBitmap32(resolved.uids));
-          const newUids = new RoaringBitmap32(resolved.uids.filter((uid) => !this.deps.state.directory.has(uid)));
+          const { uids, unknown, newUids } = await this.resolveGathered(tx, set, mode !== "REMOVE");
           const delta: MembershipDelta =
-            mode === "ADD"
-              ? addDelta(current, all)
-              : mode === "REMOVE"
-                ? removeDelta(current, all)
-                : { added: RoaringBitmap32.andNot(all, current), removed: RoaringBitmap32.andNot(current, all) };
+            mode === "ADD" ? addDelta(current, uids) : mode === "REMOVE" ? removeDelta(current, uids) : replaceDelta(current, uids);
           // REMOVE counts unknown ids as unchanged; REPLACE's removals are members it did not name.
-          const named = all.size + resolved.unknown + (mode === "REPLACE" ? delta.removed.size : 0);
+          const named = uids.size + unknown + (mode === "REPLACE" ? delta.removed.size : 0);
           return { requested: named, delta, newUids };
         },
         signal,
       );
-      committed = true;
-      return { ...result, invalidCount: parser.invalidCount, invalid: parser.invalid };
     } finally {
-      // The commit deleted its staged rows; a failed import must not leave any behind.
-      if (staged && !committed) await this.deps.staging.discard(importId).catch(() => undefined);
+      // The commit deleted its staged rows; a failed change must not leave any behind.
+      await this.discard(set);
     }
   }
 
-  /** Adds the known ids of one import message to `requested` and stages the unknown ones; true if it staged any. */
-  private async stage(importId: string, ids: readonly string[], requested: RoaringBitmap32): Promise<boolean> {
+  /** Adds `ids` to `set`: known ones as uids, unknown ones staged in the database. */
+  async gather(set: GatheredIds, ids: readonly string[]): Promise<void> {
     const { uids, unknown } = this.resolveKnown(ids);
-    requested.addMany(uids);
-    if (unknown.size === 0) return false;
-    await this.deps.staging.stage(importId, [...unknown]);
-    return true;
+    set.known.addMany(uids);
+    if (unknown.size === 0) return;
+    set.staged = true;
+    await this.deps.staging.stage(set.stagingId, [...unknown]);
+  }
+
+  /**
+   * Inside a change's transaction: every uid `set` names — creating users for its staged ids when
+   * `createUsers` — the number of staged ids that name nobody, and which uids are new to memory.
+   */
+  async resolveGathered(
+    tx: Queryable,
+    set: GatheredIds,
+    createUsers: boolean,
+  ): Promise<{ uids: RoaringBitmap32; unknown: number; newUids: RoaringBitmap32 }> {
+    if (!set.staged) return { uids: set.known, unknown: 0, newUids: new RoaringBitmap32() };
+    const resolved = await this.deps.staging.resolve(tx, set.stagingId, createUsers);
+    set.staged = false;
+    const { directory } = this.deps.state;
+    return {
+      uids: RoaringBitmap32.or(set.known, new RoaringBitmap32(resolved.uids)),
+      unknown: resolved.unknown,
+      newUids: new RoaringBitmap32(resolved.uids.filter((uid) => !directory.has(uid))),
+    };
+  }
+
+  /** Forgets what `set` staged, unless a commit already consumed it. */
+  async discard(set: GatheredIds): Promise<void> {
+    if (set.staged) await this.deps.staging.discard(set.stagingId).catch(() => undefined);
   }
 
   /** A := A − B. B may be any type (EVERYONE empties A) but not a DRAFT. */
@@ -308,14 +357,15 @@ export class MemberService {
   }
 }
 
-function checkMembersEditable(segment: Segment, { operation, types }: ChangeKind): void {
+function checkMembersEditable(segment: Segment, { operation, types, statuses = EDITABLE_MEMBERS }: ChangeKind): void {
   if (!types.includes(segment.type)) {
     throw new FailedPreconditionError("type", `${operation} needs a ${types.join(" or ")} segment; this one is ${segment.type}`);
   }
-  if (!EDITABLE_MEMBERS.includes(segment.status)) {
+  if (!statuses.includes(segment.status)) {
+    const fix = segment.status === "ARCHIVED" ? "restore it first; " : "";
     throw new FailedPreconditionError(
       "status",
-      `${operation} is not allowed: the segment is ${segment.status}; restore it first (members can change in ${EDITABLE_MEMBERS.join(", ")})`,
+      `${operation} is not allowed: the segment is ${segment.status}; ${fix}it is allowed in ${statuses.join(", ")}`,
     );
   }
 }
