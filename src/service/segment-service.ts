@@ -32,8 +32,9 @@ const EDITABLE_IN: Record<UpdatePath, readonly SegmentStatus[]> = {
   name: ["DRAFT", "ACTIVE", "PAUSED"],
   description: ["DRAFT", "ACTIVE", "PAUSED"],
   type: ["DRAFT"],
-  query: ["DRAFT", "PAUSED"],
-  schedule: ["DRAFT", "PAUSED"],
+  // A live segment's query can be fixed: the change takes effect at its next evaluation.
+  query: ["DRAFT", "ACTIVE", "PAUSED"],
+  schedule: ["DRAFT", "ACTIVE", "PAUSED"],
 };
 
 /** Dependencies, built by the composition root. */
@@ -260,5 +261,8 @@ function applyUpdate(segment: Segment, mask: readonly UpdatePath[], input: Segme
     throw new FailedPreconditionError("type", `a ${next.type} segment has no query or schedule; only DYNAMIC segments do`);
   }
   checkDefinition(next.type, next.query, next.schedule);
+  if (next.status === "ACTIVE" && next.type === "DYNAMIC" && next.query === null) {
+    throw new FailedPreconditionError("query", "an ACTIVE DYNAMIC segment needs a query; pause it first to clear the query");
+  }
   return next;
 }

@@ -24,7 +24,6 @@ interface Operation {
 }
 
 const everywhereButArchived = { DRAFT: OK, ACTIVE: OK, PAUSED: OK, ARCHIVED: FP };
-const draftOrPaused = { DRAFT: OK, ACTIVE: FP, PAUSED: OK, ARCHIVED: FP };
 const only = (status: Status) => Object.fromEntries(STATUSES.map((s) => [s, s === status ? OK : FP])) as Record<Status, code>;
 const sql = { kind: { case: "sql" as const, value: "SELECT user_id FROM events" } };
 
@@ -58,7 +57,8 @@ const OPERATIONS: Operation[] = [
   {
     name: "update query",
     kind: "DYNAMIC",
-    expected: draftOrPaused,
+    // A live segment's query can be fixed; it takes effect at the next evaluation.
+    expected: everywhereButArchived,
     run: (s, id) =>
       s.segments.updateSegment({
         segmentId: id,
@@ -69,7 +69,7 @@ const OPERATIONS: Operation[] = [
   {
     name: "update schedule",
     kind: "DYNAMIC",
-    expected: draftOrPaused,
+    expected: everywhereButArchived,
     run: (s, id) =>
       s.segments.updateSegment({
         segmentId: id,
@@ -191,6 +191,13 @@ describe.each(STORES)("segment lifecycle on $name", (kind) => {
     expect(noQuery.code).toBe(FP);
     const noMembers = await failure(t.service.segments.addMembers({ segmentId: everyone, userIds: ["a"] }));
     expect(noMembers.code).toBe(FP);
+  });
+
+  it("refuses to clear the query of an ACTIVE DYNAMIC segment", async () => {
+    const id = await segmentIn(t.service, "DYNAMIC", "ACTIVE", "live query");
+    const error = await failure(t.service.segments.updateSegment({ segmentId: id, segment: {}, updateMask: { paths: ["query"] } }));
+    expect(error.code).toBe(code.FAILED_PRECONDITION);
+    expect(error.details).toContain("pause it first");
   });
 
   it("refuses to resume a DYNAMIC segment whose query was cleared while paused", async () => {
