@@ -345,10 +345,18 @@ function quote(identifier: string): string {
   return `"${identifier.replaceAll('"', '""')}"`;
 }
 
+/**
+ * A named IANA zone only: Postgres reads a bare offset such as "+01:00" POSIX-style (east and west
+ * swapped), so offsets are refused rather than silently inverted.
+ */
+const ZONE_NAME = /^[A-Za-z][A-Za-z0-9_+-]*(\/[A-Za-z0-9_+-]+)*$/;
+
 function checkTimeZone(timeZone: string): void {
+  let known = ZONE_NAME.test(timeZone);
   try {
     new Intl.DateTimeFormat("en-US", { timeZone });
   } catch {
-    throw new InvalidArgumentError("schedule.time_zone", `${JSON.stringify(timeZone)} is not an IANA time zone`);
+    known = false;
   }
+  if (!known) throw new InvalidArgumentError("schedule.time_zone", `${JSON.stringify(timeZone)} is not an IANA time zone name`);
 }

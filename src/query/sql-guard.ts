@@ -32,14 +32,19 @@ const DENIED_FUNCTIONS = new Set([
   "pg_import_system_collations",
   "pg_export_snapshot",
   "pg_logical_emit_message",
-  // the server's file system
+  // the server's file system (pg_file_* and pg_ls_* are prefixes below)
   "pg_read_file",
   "pg_read_binary_file",
   "pg_stat_file",
-  "pg_file_write",
-  "pg_file_rename",
-  "pg_file_unlink",
   "pg_logdir_ls",
+  // replication slots: reading changes from a logical slot consumes them
+  "pg_replication_slot_advance",
+  "pg_sync_replication_slots",
+  "pg_log_standby_snapshot",
+  "pg_copy_physical_replication_slot",
+  "pg_copy_logical_replication_slot",
+  // statistics resets outside the pg_stat_reset prefix
+  "pg_stat_statements_reset",
   // large objects outside the lo_ prefix
   "loread",
   "lowrite",
@@ -63,8 +68,9 @@ const DENIED_FUNCTIONS = new Set([
 /**
  * Function name prefixes a query may not call: large objects (lo_import / lo_export read and write
  * server files), dblink (another connection, outside this transaction), advisory locks (held past
- * the query), directory listings, transaction-id functions, replication slots and origins, WAL
- * replay control, and statistics resets.
+ * the query), directory listings and adminpack's file functions, transaction-id functions,
+ * replication slots and origins, WAL replay control, statistics resets, and pg_background (a
+ * second session).
  */
 const DENIED_PREFIXES = [
   "lo_",
@@ -72,6 +78,9 @@ const DENIED_PREFIXES = [
   "pg_advisory",
   "pg_try_advisory",
   "pg_ls_",
+  "pg_file_",
+  "pg_logical_slot_",
+  "pg_background_",
   "txid_",
   "pg_create_",
   "pg_drop_replication_slot",

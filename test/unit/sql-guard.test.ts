@@ -90,6 +90,11 @@ describe("checkSelectSql", () => {
     ["SELEC user_id FROM events", 'does not parse: syntax error at or near "SELEC" (at character 1)'],
     ["SELECT 'é' AS user_id FROM x WHERE )", 'does not parse: syntax error at or near ")" (at character 36)'],
     ["   ", "must be one SELECT statement; it is empty"],
+    // The parser bounds nesting itself: a refusal, not a crashed process.
+    [`SELECT ${"(".repeat(10_000)}user_id${")".repeat(10_000)} AS user_id FROM events`, "does not parse: memory exhausted"],
+    ["SELECT data AS user_id FROM pg_logical_slot_get_changes('s', NULL, NULL)", "calling pg_logical_slot_get_changes()"],
+    ["SELECT pg_file_write('f', 'x', false)::text AS user_id", "calling pg_file_write()"],
+    ["SELECT pg_stat_reset()::text AS user_id", "calling pg_stat_reset()"],
     [";", "must be one SELECT statement; it holds none"],
   ];
   it.each(refused)("refuses %s", async (sql, message) => {
