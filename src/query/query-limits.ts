@@ -17,6 +17,7 @@ import {
   type Query,
   type TimeWindow,
 } from "../gen/segments/v1/segment_pb.js";
+import { isSegmentId } from "./segment-refs.js";
 
 export const SQL_MAX_CHARS = 100_000;
 export const FILTER_MAX_DEPTH = 32;
@@ -114,8 +115,16 @@ function checkFilter(filter: Filter, field: string, depth: number, walk: Walk): 
     case "property":
       checkProperty(kind.value, `${field}.property`, walk);
       return;
+    case "memberOf":
+      if (!isSegmentId(kind.value.segmentId)) {
+        throw new InvalidArgumentError(
+          `${field}.member_of.segment_id`,
+          `${JSON.stringify(kind.value.segmentId.slice(0, 64))} is not a segment id (a UUID)`,
+        );
+      }
+      return;
     default:
-      throw new InvalidArgumentError(field, "must set one of all, any, not, event, first_seen or property");
+      throw new InvalidArgumentError(field, "must set one of all, any, not, event, first_seen, property or member_of");
   }
 }
 

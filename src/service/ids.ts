@@ -1,7 +1,8 @@
 /** Segment ids: UUIDv7, so sorting by id is sorting by creation time (stable listing order). */
 import { randomBytes } from "node:crypto";
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+// The shape check lives with the filter validator (src/query), which must not import src/service.
+export { isSegmentId } from "../query/segment-refs.js";
 
 /** A new UUIDv7 for a segment created at `now`. */
 export function newSegmentId(now: Date): string {
@@ -11,9 +12,4 @@ export function newSegmentId(now: Date): string {
   bytes[8] = ((bytes[8] ?? 0) & 0x3f) | 0x80;
   const hex = bytes.toString("hex");
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
-}
-
-/** Whether `id` has the shape of a segment id (lower-case canonical UUID). */
-export function isSegmentId(id: string): boolean {
-  return UUID.test(id);
 }

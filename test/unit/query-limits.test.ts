@@ -61,6 +61,7 @@ describe("checkQueryLimits", () => {
     ],
     ["a number with GT", property({ operator: ComparisonOperator.GT, value: { kind: { case: "numberValue", value: -1.5 } } })],
     ["first_seen", { kind: { case: "firstSeen", value: { within: { kind: { case: "lastDays", value: 7 } } } } }],
+    ["member_of", not({ kind: { case: "memberOf", value: { segmentId: "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b" } } })],
   ];
   it.each(valid)("accepts %s", (_name, filter) => {
     expect(verdict(filterQuery(filter))).toBeUndefined();
@@ -139,6 +140,13 @@ describe("checkQueryLimits", () => {
     ["a Timestamp before year 1", within({ case: "since", value: seconds(-62_135_596_801n) }), `${p}.event.within.since`, "0001-01-01"],
     ["a Timestamp with negative nanos", within({ case: "since", value: seconds(0n, -1) }), `${p}.event.within.since`, "valid Timestamp"],
     ["first_seen without a window", { kind: { case: "firstSeen", value: {} } }, `${p}.first_seen.within`, "is required"],
+    ["member_of without an id", { kind: { case: "memberOf", value: {} } }, `${p}.member_of.segment_id`, "is not a segment id"],
+    [
+      "member_of with an upper-case id",
+      all(event(), { kind: { case: "memberOf", value: { segmentId: "0190A1B2-C3D4-7E5F-8A9B-0C1D2E3F4A5B" } } }),
+      `${p}.all.filters[1].member_of.segment_id`,
+      "is not a segment id (a UUID)",
+    ],
     [
       "more than 1 MiB of text in all",
       all(

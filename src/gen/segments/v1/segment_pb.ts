@@ -30,7 +30,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file segments/v1/segment.proto.
  */
 export const file_segments_v1_segment: GenFile = /*@__PURE__*/
-  fileDesc("ChlzZWdtZW50cy92MS9zZWdtZW50LnByb3RvEgtzZWdtZW50cy52MSJFCgVRdWVyeRINCgNzcWwYASABKAlIABIlCgZmaWx0ZXIYAiABKAsyEy5zZWdtZW50cy52MS5GaWx0ZXJIAEIGCgRraW5kIp8CCgZGaWx0ZXISJwoDYWxsGAEgASgLMhguc2VnbWVudHMudjEuRmlsdGVyR3JvdXBIABInCgNhbnkYAiABKAsyGC5zZWdtZW50cy52MS5GaWx0ZXJHcm91cEgAEiIKA25vdBgDIAEoCzITLnNlZ21lbnRzLnYxLkZpbHRlckgAEiwKBWV2ZW50GAQgASgLMhsuc2VnbWVudHMudjEuRXZlbnRDb25kaXRpb25IABI1CgpmaXJzdF9zZWVuGAUgASgLMh8uc2VnbWVudHMudjEuRmlyc3RTZWVuQ29uZGl0aW9uSAASMgoIcHJvcGVydHkYBiABKAsyHi5zZWdtZW50cy52MS5Qcm9wZXJ0eUNvbmRpdGlvbkgAQgYKBGtpbmQiMwoLRmlsdGVyR3JvdXASJAoHZmlsdGVycxgBIAMoCzITLnNlZ21lbnRzLnYxLkZpbHRlciKJAQoORXZlbnRDb25kaXRpb24SDAoEbmFtZRgBIAEoCRIRCgltaW5fY291bnQYAiABKA0SJwoGd2l0aGluGAMgASgLMhcuc2VnbWVudHMudjEuVGltZVdpbmRvdxItCgV3aGVyZRgEIAMoCzIeLnNlZ21lbnRzLnYxLlByb3BlcnR5Q29uZGl0aW9uIj0KEkZpcnN0U2VlbkNvbmRpdGlvbhInCgZ3aXRoaW4YASABKAsyFy5zZWdtZW50cy52MS5UaW1lV2luZG93In4KEVByb3BlcnR5Q29uZGl0aW9uEgsKA2tleRgBIAEoCRIxCghvcGVyYXRvchgCIAEoDjIfLnNlZ21lbnRzLnYxLkNvbXBhcmlzb25PcGVyYXRvchIpCgV2YWx1ZRgDIAEoCzIaLnNlZ21lbnRzLnYxLlByb3BlcnR5VmFsdWUiXQoNUHJvcGVydHlWYWx1ZRIWCgxzdHJpbmdfdmFsdWUYASABKAlIABIWCgxudW1iZXJfdmFsdWUYAiABKAFIABIUCgpib29sX3ZhbHVlGAMgASgISABCBgoEa2luZCKBAQoKVGltZVdpbmRvdxIpCgRsYXN0GAEgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uSAASEwoJbGFzdF9kYXlzGAIgASgNSAASKwoFc2luY2UYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wSABCBgoEa2luZCIrCghTY2hlZHVsZRIMCgRjcm9uGAEgASgJEhEKCXRpbWVfem9uZRgCIAEoCSLwAQoRRXZhbHVhdGlvblN1bW1hcnkSLwoHdHJpZ2dlchgBIAEoDjIeLnNlZ21lbnRzLnYxLkV2YWx1YXRpb25UcmlnZ2VyEi4KCnN0YXJ0X3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEisKCGR1cmF0aW9uGAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEg0KBWFkZGVkGAQgASgEEg8KB3JlbW92ZWQYBSABKAQSDQoFdG90YWwYBiABKAQSDQoFZXJyb3IYByABKAkSDwoHdmVyc2lvbhgIIAEoBCLHBAoHU2VnbWVudBIKCgJpZBgBIAEoCRIMCgRuYW1lGAIgASgJEhMKC2Rlc2NyaXB0aW9uGAMgASgJEiYKBHR5cGUYBCABKA4yGC5zZWdtZW50cy52MS5TZWdtZW50VHlwZRIqCgZzdGF0dXMYBSABKA4yGi5zZWdtZW50cy52MS5TZWdtZW50U3RhdHVzEiEKBXF1ZXJ5GAYgASgLMhIuc2VnbWVudHMudjEuUXVlcnkSJwoIc2NoZWR1bGUYByABKAsyFS5zZWdtZW50cy52MS5TY2hlZHVsZRIUCgxtZW1iZXJfY291bnQYCCABKAQSDwoHdmVyc2lvbhgJIAEoBBIvCgtjcmVhdGVfdGltZRgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjAKDGFyY2hpdmVfdGltZRgMIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNwoPbGFzdF9ldmFsdWF0aW9uGA0gASgLMh4uc2VnbWVudHMudjEuRXZhbHVhdGlvblN1bW1hcnkSDQoFc3RhbGUYDiABKAgSOAoUbmV4dF9ldmFsdWF0aW9uX3RpbWUYDyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjAKDHZlcnNpb25fdGltZRgQIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAibgoOU2VnbWVudFZlcnNpb24SEgoKc2VnbWVudF9pZBgBIAEoCRIPCgd2ZXJzaW9uGAIgASgEEigKBHRpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg0KBXN0YWxlGAQgASgIIvoBChNTZWdtZW50SGlzdG9yeUVudHJ5EigKBHRpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg4KBmNhbGxlchgCIAEoCRIxCgZhY3Rpb24YAyABKA4yIS5zZWdtZW50cy52MS5TZWdtZW50SGlzdG9yeUFjdGlvbhIvCgtmcm9tX3N0YXR1cxgEIAEoDjIaLnNlZ21lbnRzLnYxLlNlZ21lbnRTdGF0dXMSLQoJdG9fc3RhdHVzGAUgASgOMhouc2VnbWVudHMudjEuU2VnbWVudFN0YXR1cxIWCg5jaGFuZ2VkX2ZpZWxkcxgGIAMoCSp5CgtTZWdtZW50VHlwZRIcChhTRUdNRU5UX1RZUEVfVU5TUEVDSUZJRUQQABIXChNTRUdNRU5UX1RZUEVfU1RBVElDEAESGAoUU0VHTUVOVF9UWVBFX0RZTkFNSUMQAhIZChVTRUdNRU5UX1RZUEVfRVZFUllPTkUQAyqcAQoNU2VnbWVudFN0YXR1cxIeChpTRUdNRU5UX1NUQVRVU19VTlNQRUNJRklFRBAAEhgKFFNFR01FTlRfU1RBVFVTX0RSQUZUEAESGQoVU0VHTUVOVF9TVEFUVVNfQUNUSVZFEAISGQoVU0VHTUVOVF9TVEFUVVNfUEFVU0VEEAMSGwoXU0VHTUVOVF9TVEFUVVNfQVJDSElWRUQQBCrwAgoSQ29tcGFyaXNvbk9wZXJhdG9yEiMKH0NPTVBBUklTT05fT1BFUkFUT1JfVU5TUEVDSUZJRUQQABIaChZDT01QQVJJU09OX09QRVJBVE9SX0VREAESGwoXQ09NUEFSSVNPTl9PUEVSQVRPUl9ORVEQAhIaChZDT01QQVJJU09OX09QRVJBVE9SX0dUEAMSGwoXQ09NUEFSSVNPTl9PUEVSQVRPUl9HVEUQBBIaChZDT01QQVJJU09OX09QRVJBVE9SX0xUEAUSGwoXQ09NUEFSSVNPTl9PUEVSQVRPUl9MVEUQBhIgChxDT01QQVJJU09OX09QRVJBVE9SX0NPTlRBSU5TEAcSJAogQ09NUEFSSVNPTl9PUEVSQVRPUl9OT1RfQ09OVEFJTlMQCBIeChpDT01QQVJJU09OX09QRVJBVE9SX0VYSVNUUxAJEiIKHkNPTVBBUklTT05fT1BFUkFUT1JfTk9UX0VYSVNUUxAKKncKEUV2YWx1YXRpb25UcmlnZ2VyEiIKHkVWQUxVQVRJT05fVFJJR0dFUl9VTlNQRUNJRklFRBAAEh0KGUVWQUxVQVRJT05fVFJJR0dFUl9NQU5VQUwQARIfChtFVkFMVUFUSU9OX1RSSUdHRVJfU0NIRURVTEUQAiq2AgoUU2VnbWVudEhpc3RvcnlBY3Rpb24SJgoiU0VHTUVOVF9ISVNUT1JZX0FDVElPTl9VTlNQRUNJRklFRBAAEiEKHVNFR01FTlRfSElTVE9SWV9BQ1RJT05fQ1JFQVRFEAESIQodU0VHTUVOVF9ISVNUT1JZX0FDVElPTl9VUERBVEUQAhIjCh9TRUdNRU5UX0hJU1RPUllfQUNUSU9OX0FDVElWQVRFEAMSIAocU0VHTUVOVF9ISVNUT1JZX0FDVElPTl9QQVVTRRAEEiEKHVNFR01FTlRfSElTVE9SWV9BQ1RJT05fUkVTVU1FEAUSIgoeU0VHTUVOVF9ISVNUT1JZX0FDVElPTl9BUkNISVZFEAYSIgoeU0VHTUVOVF9ISVNUT1JZX0FDVElPTl9SRVNUT1JFEAdiBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
+  fileDesc("ChlzZWdtZW50cy92MS9zZWdtZW50LnByb3RvEgtzZWdtZW50cy52MSJFCgVRdWVyeRINCgNzcWwYASABKAlIABIlCgZmaWx0ZXIYAiABKAsyEy5zZWdtZW50cy52MS5GaWx0ZXJIAEIGCgRraW5kItQCCgZGaWx0ZXISJwoDYWxsGAEgASgLMhguc2VnbWVudHMudjEuRmlsdGVyR3JvdXBIABInCgNhbnkYAiABKAsyGC5zZWdtZW50cy52MS5GaWx0ZXJHcm91cEgAEiIKA25vdBgDIAEoCzITLnNlZ21lbnRzLnYxLkZpbHRlckgAEiwKBWV2ZW50GAQgASgLMhsuc2VnbWVudHMudjEuRXZlbnRDb25kaXRpb25IABI1CgpmaXJzdF9zZWVuGAUgASgLMh8uc2VnbWVudHMudjEuRmlyc3RTZWVuQ29uZGl0aW9uSAASMgoIcHJvcGVydHkYBiABKAsyHi5zZWdtZW50cy52MS5Qcm9wZXJ0eUNvbmRpdGlvbkgAEjMKCW1lbWJlcl9vZhgHIAEoCzIeLnNlZ21lbnRzLnYxLlNlZ21lbnRNZW1iZXJzaGlwSABCBgoEa2luZCInChFTZWdtZW50TWVtYmVyc2hpcBISCgpzZWdtZW50X2lkGAEgASgJIjMKC0ZpbHRlckdyb3VwEiQKB2ZpbHRlcnMYASADKAsyEy5zZWdtZW50cy52MS5GaWx0ZXIiiQEKDkV2ZW50Q29uZGl0aW9uEgwKBG5hbWUYASABKAkSEQoJbWluX2NvdW50GAIgASgNEicKBndpdGhpbhgDIAEoCzIXLnNlZ21lbnRzLnYxLlRpbWVXaW5kb3cSLQoFd2hlcmUYBCADKAsyHi5zZWdtZW50cy52MS5Qcm9wZXJ0eUNvbmRpdGlvbiI9ChJGaXJzdFNlZW5Db25kaXRpb24SJwoGd2l0aGluGAEgASgLMhcuc2VnbWVudHMudjEuVGltZVdpbmRvdyJ+ChFQcm9wZXJ0eUNvbmRpdGlvbhILCgNrZXkYASABKAkSMQoIb3BlcmF0b3IYAiABKA4yHy5zZWdtZW50cy52MS5Db21wYXJpc29uT3BlcmF0b3ISKQoFdmFsdWUYAyABKAsyGi5zZWdtZW50cy52MS5Qcm9wZXJ0eVZhbHVlIl0KDVByb3BlcnR5VmFsdWUSFgoMc3RyaW5nX3ZhbHVlGAEgASgJSAASFgoMbnVtYmVyX3ZhbHVlGAIgASgBSAASFAoKYm9vbF92YWx1ZRgDIAEoCEgAQgYKBGtpbmQigQEKClRpbWVXaW5kb3cSKQoEbGFzdBgBIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbkgAEhMKCWxhc3RfZGF5cxgCIAEoDUgAEisKBXNpbmNlGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEgAQgYKBGtpbmQiKwoIU2NoZWR1bGUSDAoEY3JvbhgBIAEoCRIRCgl0aW1lX3pvbmUYAiABKAki8AEKEUV2YWx1YXRpb25TdW1tYXJ5Ei8KB3RyaWdnZXIYASABKA4yHi5zZWdtZW50cy52MS5FdmFsdWF0aW9uVHJpZ2dlchIuCgpzdGFydF90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIrCghkdXJhdGlvbhgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhINCgVhZGRlZBgEIAEoBBIPCgdyZW1vdmVkGAUgASgEEg0KBXRvdGFsGAYgASgEEg0KBWVycm9yGAcgASgJEg8KB3ZlcnNpb24YCCABKAQixwQKB1NlZ21lbnQSCgoCaWQYASABKAkSDAoEbmFtZRgCIAEoCRITCgtkZXNjcmlwdGlvbhgDIAEoCRImCgR0eXBlGAQgASgOMhguc2VnbWVudHMudjEuU2VnbWVudFR5cGUSKgoGc3RhdHVzGAUgASgOMhouc2VnbWVudHMudjEuU2VnbWVudFN0YXR1cxIhCgVxdWVyeRgGIAEoCzISLnNlZ21lbnRzLnYxLlF1ZXJ5EicKCHNjaGVkdWxlGAcgASgLMhUuc2VnbWVudHMudjEuU2NoZWR1bGUSFAoMbWVtYmVyX2NvdW50GAggASgEEg8KB3ZlcnNpb24YCSABKAQSLwoLY3JlYXRlX3RpbWUYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3VwZGF0ZV90aW1lGAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxhcmNoaXZlX3RpbWUYDCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjcKD2xhc3RfZXZhbHVhdGlvbhgNIAEoCzIeLnNlZ21lbnRzLnYxLkV2YWx1YXRpb25TdW1tYXJ5Eg0KBXN0YWxlGA4gASgIEjgKFG5leHRfZXZhbHVhdGlvbl90aW1lGA8gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgx2ZXJzaW9uX3RpbWUYECABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIm4KDlNlZ21lbnRWZXJzaW9uEhIKCnNlZ21lbnRfaWQYASABKAkSDwoHdmVyc2lvbhgCIAEoBBIoCgR0aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBINCgVzdGFsZRgEIAEoCCL6AQoTU2VnbWVudEhpc3RvcnlFbnRyeRIoCgR0aW1lGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIOCgZjYWxsZXIYAiABKAkSMQoGYWN0aW9uGAMgASgOMiEuc2VnbWVudHMudjEuU2VnbWVudEhpc3RvcnlBY3Rpb24SLwoLZnJvbV9zdGF0dXMYBCABKA4yGi5zZWdtZW50cy52MS5TZWdtZW50U3RhdHVzEi0KCXRvX3N0YXR1cxgFIAEoDjIaLnNlZ21lbnRzLnYxLlNlZ21lbnRTdGF0dXMSFgoOY2hhbmdlZF9maWVsZHMYBiADKAkqeQoLU2VnbWVudFR5cGUSHAoYU0VHTUVOVF9UWVBFX1VOU1BFQ0lGSUVEEAASFwoTU0VHTUVOVF9UWVBFX1NUQVRJQxABEhgKFFNFR01FTlRfVFlQRV9EWU5BTUlDEAISGQoVU0VHTUVOVF9UWVBFX0VWRVJZT05FEAMqnAEKDVNlZ21lbnRTdGF0dXMSHgoaU0VHTUVOVF9TVEFUVVNfVU5TUEVDSUZJRUQQABIYChRTRUdNRU5UX1NUQVRVU19EUkFGVBABEhkKFVNFR01FTlRfU1RBVFVTX0FDVElWRRACEhkKFVNFR01FTlRfU1RBVFVTX1BBVVNFRBADEhsKF1NFR01FTlRfU1RBVFVTX0FSQ0hJVkVEEAQq8AIKEkNvbXBhcmlzb25PcGVyYXRvchIjCh9DT01QQVJJU09OX09QRVJBVE9SX1VOU1BFQ0lGSUVEEAASGgoWQ09NUEFSSVNPTl9PUEVSQVRPUl9FURABEhsKF0NPTVBBUklTT05fT1BFUkFUT1JfTkVREAISGgoWQ09NUEFSSVNPTl9PUEVSQVRPUl9HVBADEhsKF0NPTVBBUklTT05fT1BFUkFUT1JfR1RFEAQSGgoWQ09NUEFSSVNPTl9PUEVSQVRPUl9MVBAFEhsKF0NPTVBBUklTT05fT1BFUkFUT1JfTFRFEAYSIAocQ09NUEFSSVNPTl9PUEVSQVRPUl9DT05UQUlOUxAHEiQKIENPTVBBUklTT05fT1BFUkFUT1JfTk9UX0NPTlRBSU5TEAgSHgoaQ09NUEFSSVNPTl9PUEVSQVRPUl9FWElTVFMQCRIiCh5DT01QQVJJU09OX09QRVJBVE9SX05PVF9FWElTVFMQCip3ChFFdmFsdWF0aW9uVHJpZ2dlchIiCh5FVkFMVUFUSU9OX1RSSUdHRVJfVU5TUEVDSUZJRUQQABIdChlFVkFMVUFUSU9OX1RSSUdHRVJfTUFOVUFMEAESHwobRVZBTFVBVElPTl9UUklHR0VSX1NDSEVEVUxFEAIqtgIKFFNlZ21lbnRIaXN0b3J5QWN0aW9uEiYKIlNFR01FTlRfSElTVE9SWV9BQ1RJT05fVU5TUEVDSUZJRUQQABIhCh1TRUdNRU5UX0hJU1RPUllfQUNUSU9OX0NSRUFURRABEiEKHVNFR01FTlRfSElTVE9SWV9BQ1RJT05fVVBEQVRFEAISIwofU0VHTUVOVF9ISVNUT1JZX0FDVElPTl9BQ1RJVkFURRADEiAKHFNFR01FTlRfSElTVE9SWV9BQ1RJT05fUEFVU0UQBBIhCh1TRUdNRU5UX0hJU1RPUllfQUNUSU9OX1JFU1VNRRAFEiIKHlNFR01FTlRfSElTVE9SWV9BQ1RJT05fQVJDSElWRRAGEiIKHlNFR01FTlRfSElTVE9SWV9BQ1RJT05fUkVTVE9SRRAHYgZwcm90bzM", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * An analytics query that yields a set of user ids. Used by DYNAMIC segments (each evaluation),
@@ -77,10 +77,10 @@ export const QuerySchema: GenMessage<Query> = /*@__PURE__*/
   messageDesc(file_segments_v1_segment, 0);
 
 /**
- * A node of a filter tree. Leaves test a user's events; inner nodes combine children. Relative
- * time windows are resolved against one evaluation instant fixed per run, in the segment's time
- * zone (Schedule.time_zone, default UTC). The universe for `not` is every user that has at least
- * one event. Limits: depth at most 32, at most 1,000 nodes in a tree, and at most 1 MiB
+ * A node of a filter tree. Leaves test a user's events (or another segment's current
+ * membership); inner nodes combine children. Relative time windows are resolved against one
+ * evaluation instant fixed per run, in the segment's time zone (Schedule.time_zone, default UTC).
+ * The universe for `not` is every user that has at least one event (also under a member_of). Limits: depth at most 32, at most 1,000 nodes in a tree, and at most 1 MiB
  * (1,048,576 bytes of UTF-8) of event names, keys and string values in the whole tree
  * (INVALID_ARGUMENT beyond, naming the field by its path, e.g.
  * `query.filter.all.filters[3].event.min_count`).
@@ -141,6 +141,14 @@ export type Filter = Message<"segments.v1.Filter"> & {
      */
     value: PropertyCondition;
     case: "property";
+  } | {
+    /**
+     * Users who are currently members of another segment (e.g. "NOT member of converted").
+     *
+     * @generated from field: segments.v1.SegmentMembership member_of = 7;
+     */
+    value: SegmentMembership;
+    case: "memberOf";
   } | { case: undefined; value?: undefined };
 };
 
@@ -150,6 +158,31 @@ export type Filter = Message<"segments.v1.Filter"> & {
  */
 export const FilterSchema: GenMessage<Filter> = /*@__PURE__*/
   messageDesc(file_segments_v1_segment, 1);
+
+/**
+ * A reference to another segment's membership, as a filter leaf. It matches the users who are
+ * currently members of that segment: its membership at evaluation time, taken from memory and
+ * combined in memory, not by SQL. The segment must exist and not be DRAFT at evaluation (the run
+ * fails otherwise). A cycle (A's filter references B whose filter references A, directly or
+ * through more segments) is INVALID_ARGUMENT when the filter is saved.
+ *
+ * @generated from message segments.v1.SegmentMembership
+ */
+export type SegmentMembership = Message<"segments.v1.SegmentMembership"> & {
+  /**
+   * The referenced segment's id (a UUID; malformed is INVALID_ARGUMENT).
+   *
+   * @generated from field: string segment_id = 1;
+   */
+  segmentId: string;
+};
+
+/**
+ * Describes the message segments.v1.SegmentMembership.
+ * Use `create(SegmentMembershipSchema)` to create a new message.
+ */
+export const SegmentMembershipSchema: GenMessage<SegmentMembership> = /*@__PURE__*/
+  messageDesc(file_segments_v1_segment, 2);
 
 /**
  * The children of an `all` or `any` filter node.
@@ -170,7 +203,7 @@ export type FilterGroup = Message<"segments.v1.FilterGroup"> & {
  * Use `create(FilterGroupSchema)` to create a new message.
  */
 export const FilterGroupSchema: GenMessage<FilterGroup> = /*@__PURE__*/
-  messageDesc(file_segments_v1_segment, 2);
+  messageDesc(file_segments_v1_segment, 3);
 
 /**
  * Matches users who did the named event at least `min_count` times within `within`, counting only
@@ -214,7 +247,7 @@ export type EventCondition = Message<"segments.v1.EventCondition"> & {
  * Use `create(EventConditionSchema)` to create a new message.
  */
 export const EventConditionSchema: GenMessage<EventCondition> = /*@__PURE__*/
-  messageDesc(file_segments_v1_segment, 3);
+  messageDesc(file_segments_v1_segment, 4);
 
 /**
  * Matches users whose first event (earliest events.ts of any name) falls within a window.
@@ -235,7 +268,7 @@ export type FirstSeenCondition = Message<"segments.v1.FirstSeenCondition"> & {
  * Use `create(FirstSeenConditionSchema)` to create a new message.
  */
 export const FirstSeenConditionSchema: GenMessage<FirstSeenCondition> = /*@__PURE__*/
-  messageDesc(file_segments_v1_segment, 4);
+  messageDesc(file_segments_v1_segment, 5);
 
 /**
  * A comparison of a property in events.properties with a constant. Inside
@@ -279,7 +312,7 @@ export type PropertyCondition = Message<"segments.v1.PropertyCondition"> & {
  * Use `create(PropertyConditionSchema)` to create a new message.
  */
 export const PropertyConditionSchema: GenMessage<PropertyCondition> = /*@__PURE__*/
-  messageDesc(file_segments_v1_segment, 5);
+  messageDesc(file_segments_v1_segment, 6);
 
 /**
  * A constant in a property comparison.
@@ -324,7 +357,7 @@ export type PropertyValue = Message<"segments.v1.PropertyValue"> & {
  * Use `create(PropertyValueSchema)` to create a new message.
  */
 export const PropertyValueSchema: GenMessage<PropertyValue> = /*@__PURE__*/
-  messageDesc(file_segments_v1_segment, 6);
+  messageDesc(file_segments_v1_segment, 7);
 
 /**
  * A time window relative to (or independent of) the evaluation instant. Windows end at the
@@ -374,7 +407,7 @@ export type TimeWindow = Message<"segments.v1.TimeWindow"> & {
  * Use `create(TimeWindowSchema)` to create a new message.
  */
 export const TimeWindowSchema: GenMessage<TimeWindow> = /*@__PURE__*/
-  messageDesc(file_segments_v1_segment, 7);
+  messageDesc(file_segments_v1_segment, 8);
 
 /**
  * When a DYNAMIC segment is evaluated automatically, and the time zone its relative windows use.
@@ -409,7 +442,7 @@ export type Schedule = Message<"segments.v1.Schedule"> & {
  * Use `create(ScheduleSchema)` to create a new message.
  */
 export const ScheduleSchema: GenMessage<Schedule> = /*@__PURE__*/
-  messageDesc(file_segments_v1_segment, 8);
+  messageDesc(file_segments_v1_segment, 9);
 
 /**
  * One evaluation run of a DYNAMIC segment, successful or not.
@@ -479,7 +512,7 @@ export type EvaluationSummary = Message<"segments.v1.EvaluationSummary"> & {
  * Use `create(EvaluationSummarySchema)` to create a new message.
  */
 export const EvaluationSummarySchema: GenMessage<EvaluationSummary> = /*@__PURE__*/
-  messageDesc(file_segments_v1_segment, 9);
+  messageDesc(file_segments_v1_segment, 10);
 
 /**
  * A segment: a named, reusable group of users.
@@ -611,7 +644,7 @@ export type Segment = Message<"segments.v1.Segment"> & {
  * Use `create(SegmentSchema)` to create a new message.
  */
 export const SegmentSchema: GenMessage<Segment> = /*@__PURE__*/
-  messageDesc(file_segments_v1_segment, 10);
+  messageDesc(file_segments_v1_segment, 11);
 
 /**
  * The membership version an answer was computed from ("as of"), for one segment.
@@ -653,7 +686,7 @@ export type SegmentVersion = Message<"segments.v1.SegmentVersion"> & {
  * Use `create(SegmentVersionSchema)` to create a new message.
  */
 export const SegmentVersionSchema: GenMessage<SegmentVersion> = /*@__PURE__*/
-  messageDesc(file_segments_v1_segment, 11);
+  messageDesc(file_segments_v1_segment, 12);
 
 /**
  * One audit-trail entry of a segment's definition or status (membership changes are in
@@ -712,7 +745,7 @@ export type SegmentHistoryEntry = Message<"segments.v1.SegmentHistoryEntry"> & {
  * Use `create(SegmentHistoryEntrySchema)` to create a new message.
  */
 export const SegmentHistoryEntrySchema: GenMessage<SegmentHistoryEntry> = /*@__PURE__*/
-  messageDesc(file_segments_v1_segment, 12);
+  messageDesc(file_segments_v1_segment, 13);
 
 /**
  * How a segment's membership is managed. Chosen at creation; changeable only while DRAFT.
