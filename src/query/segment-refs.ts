@@ -3,7 +3,9 @@
  * which segments a filter names, and the cycle check run when a filter is saved. Pure: the
  * caller supplies how to look up another segment's references.
  */
-import type { Filter } from "../gen/segments/v1/segment_pb.js";
+import { fromJson, type JsonValue } from "@bufbuild/protobuf";
+import { type Filter, QuerySchema } from "../gen/segments/v1/segment_pb.js";
+import type { QueryDefinition } from "../model.js";
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
@@ -69,4 +71,11 @@ export function findCycle(start: string, references: (segmentId: string) => stri
     if (!done.has(child)) enter(child);
   }
   return undefined;
+}
+
+/** The segments a stored query (its JSON form) names through member_of; none for SQL. */
+export function storedReferences(query: QueryDefinition | null): string[] {
+  if (query === null || !("filter" in query)) return [];
+  const parsed = fromJson(QuerySchema, query as JsonValue);
+  return parsed.kind.case === "filter" ? referencedSegments(parsed.kind.value) : [];
 }

@@ -6,6 +6,8 @@
 import type { KeyedMutex } from "../control/keyed-mutex.js";
 import { FailedPreconditionError, InvalidArgumentError } from "../errors.js";
 import type { HistoryEntry, QueryDefinition, Schedule, Segment, SegmentStatus, SegmentType } from "../model.js";
+import { findCycle, storedReferences } from "../query/segment-refs.js";
+import { checkSelectSql } from "../query/sql-guard.js";
 import type { SegmentStore } from "../store/segment-store.js";
 import { newSegmentId } from "./ids.js";
 import { nextStatus, type Transition, transitionAction } from "./lifecycle.js";
@@ -56,6 +58,7 @@ export class SegmentService {
     const description = validDescription(input.description);
     if (input.type === undefined) throw new InvalidArgumentError("type", "is required: STATIC, DYNAMIC or EVERYONE");
     checkDefinition(input.type, input.query, input.schedule);
+    await this.vetQuery(undefined, input.query, "query");
     const now = this.deps.clock();
     const segment = newSegment({ name, description, type: input.type, query: input.query, schedule: input.schedule }, now);
     const fields = ["name", "type", ...(description === "" ? [] : ["description"]), ...(input.query === null ? [] : ["query"])];
@@ -98,6 +101,7 @@ export class SegmentService {
           }
         }
         const next = applyUpdate(segment, mask, input);
+        if (mask.includes("query")) await this.vetQuery(id, next.query, "segment.query");
         const changed = mask.filter((path) => JSON.stringify(next[fieldOf(path)]) !== JSON.stringify(segment[fieldOf(path)]));
         if (changed.length === 0) return segment;
         const now = this.deps.clock();
@@ -150,6 +154,29 @@ export class SegmentService {
       },
       signal,
     );
+  }
+
+  /**
+   * Vets a query when it is saved: SQL through the real Postgres parser (one read-only SELECT
+   * with a user_id column); a filter's member_of leaves must name existing segments and, for a
+   * segment being updated, must not lead back to it.
+   */
+  private async vetQuery(id: string | undefined, query: QueryDefinition | null, field: string): Promise<void> {
+    if (query === null) return;
+    if ("sql" in query) {
+      await checkSelectSql(query.sql, `${field}.sql`);
+      return;
+    }
+    const { segments } = this.deps.state;
+    const named = storedReferences(query);
+    for (const other of named) {
+      if (!segments.has(other)) throw new InvalidArgumentError(`${field}.filter`, `member_of names segment ${other}, which does not exist`);
+    }
+    if (id === undefined) return;
+    const cycle = findCycle(id, (sid) => (sid === id ? named : storedReferences(segments.get(sid)?.query ?? null)));
+    if (cycle !== undefined) {
+      throw new InvalidArgumentError(`${field}.filter`, `member_of makes a cycle: ${cycle.join(" → ")}; a segment cannot depend on itself`);
+    }
   }
 
   /** One page of a segment's audit trail, newest first. */
