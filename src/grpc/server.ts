@@ -17,6 +17,7 @@ import type { MemberService } from "../service/member-service.js";
 import { MAX_SEGMENTS_PER_CHECK, type MembershipService } from "../service/membership-service.js";
 import type { SegmentService } from "../service/segment-service.js";
 import type { SegmentState } from "../service/segment-state.js";
+import { USER_ID_MAX_BYTES } from "../service/validation.js";
 import { addService, type CallObserver, type ServiceHandlers } from "./adapter.js";
 import { CallStats } from "./call-stats.js";
 import { HealthState } from "./health.js";
@@ -149,13 +150,30 @@ function prechecks(maxIds: number): Record<string, Precheck> {
   const split = "split the list or use ImportMembers";
   const segments = SegmentServiceDesc.typeName;
   const memberships = MembershipServiceDesc.typeName;
+  // Member lists may be large, but none of their ids: a segment id is 36 bytes, a user id 256.
+  const ids = (segmentId: number, userIds: number) => ({
+    [segmentId]: { bytes: 64, name: "segment_id" },
+    [userIds]: { bytes: USER_ID_MAX_BYTES, name: "user_ids" },
+  });
+  const segmentLists = (fields: number[], name: string) =>
+    entryLimit({ repeated: fields }, MAX_SEGMENTS_PER_CHECK * fields.length, name, "name at most 100 segments per list");
   const checks: Record<string, Precheck> = {
-    [`${segments}/AddMembers`]: entryLimit({ repeated: [2] }, maxIds, "user_ids", split),
-    [`${segments}/RemoveMembers`]: entryLimit({ repeated: [2] }, maxIds, "user_ids", split),
-    [`${segments}/ImportMembers`]: entryLimit({ repeated: [3], lines: [4] }, maxIds, "user_ids", "send more, smaller messages"),
-    [`${memberships}/BatchCheckMembership`]: entryLimit({ repeated: [2] }, maxIds, "user_ids", "split the batch"),
+    [`${segments}/AddMembers`]: entryLimit({ repeated: [2], longest: ids(1, 2) }, maxIds, "user_ids", split),
+    [`${segments}/RemoveMembers`]: entryLimit({ repeated: [2], longest: ids(1, 2) }, maxIds, "user_ids", split),
+    // Import entries over 256 bytes are reported as invalid lines, not refused: only the id is capped.
+    [`${segments}/ImportMembers`]: entryLimit(
+      { repeated: [3], lines: [4], longest: { 1: { bytes: 64, name: "segment_id" } } },
+      maxIds,
+      "user_ids",
+      "send more, smaller messages",
+    ),
+    [`${memberships}/BatchCheckMembership`]: entryLimit({ repeated: [2], longest: ids(1, 2) }, maxIds, "user_ids", "split the batch"),
     // Decoding 150,000 segment ids only to refuse them held the event loop for tens of ms.
     [`${memberships}/CheckMembership`]: entryLimit({ repeated: [2] }, MAX_SEGMENTS_PER_CHECK, "segment_ids", "split the check"),
+    [`${memberships}/CountAudience`]: segmentLists([1, 2], "include_segment_ids"),
+    [`${memberships}/StreamAudience`]: segmentLists([1, 2], "include_segment_ids"),
+    [`${memberships}/ValidateTargeting`]: segmentLists([1], "segment_ids"),
+    [`${memberships}/WatchMembership`]: segmentLists([1], "segment_ids"),
   };
   for (const service of [SegmentServiceDesc, MembershipServiceDesc]) {
     for (const method of service.methods) {

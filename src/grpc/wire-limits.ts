@@ -18,6 +18,11 @@ export interface CountedFields {
   repeated: readonly number[];
   /** Bytes fields holding newline-separated text: each line is one entry. */
   lines?: readonly number[];
+  /**
+   * Fields whose every occurrence must be at most this many bytes (ids): a 25 MB "id" is refused
+   * before it costs a decode, as it would be refused after one.
+   */
+  longest?: Readonly<Record<number, { bytes: number; name: string }>>;
 }
 
 /**
@@ -27,6 +32,7 @@ export interface CountedFields {
 export function entryLimit(fields: CountedFields, limit: number, field: string, advice: string): Precheck {
   const repeated = new Set(fields.repeated);
   const lines = new Set(fields.lines ?? []);
+  const longest = fields.longest ?? {};
   return (bytes) => {
     let entries = 0;
     let pos = 0;
@@ -41,6 +47,10 @@ export function entryLimit(fields: CountedFields, limit: number, field: string, 
         if (length === undefined) return;
         const start = length.next;
         pos = start + length.value;
+        const cap = longest[fieldNo];
+        if (cap !== undefined && length.value > cap.bytes) {
+          throw new InvalidArgumentError(cap.name, `an entry of ${length.value} bytes is over the limit of ${cap.bytes} bytes`);
+        }
         if (repeated.has(fieldNo)) entries++;
         else if (lines.has(fieldNo)) entries += countLines(bytes, start, Math.min(pos, bytes.length), limit - entries + 1);
       } else if (wireType === VARINT) {

@@ -34,3 +34,18 @@ describe("entryLimit", () => {
     }
   });
 });
+
+describe("entryLimit on the length of single entries", () => {
+  const capped = entryLimit(
+    { repeated: [2], longest: { 1: { bytes: 64, name: "segment_id" }, 2: { bytes: 4, name: "user_ids" } } },
+    10,
+    "user_ids",
+    "x",
+  );
+  it("refuses an id longer than its cap before decoding, naming the field", () => {
+    expect(() => capped(add(["abcd"]))).not.toThrow();
+    expect(() => capped(add(["abcde"]))).toThrow("user_ids: an entry of 5 bytes is over the limit of 4 bytes");
+    const longSegment = toBinary(AddMembersRequestSchema, create(AddMembersRequestSchema, { segmentId: "s".repeat(65), userIds: ["a"] }));
+    expect(() => capped(longSegment)).toThrow("segment_id: an entry of 65 bytes");
+  });
+});
