@@ -34,6 +34,12 @@ export interface Config {
   statementTimeoutMs: number;
   /** Longest a statement may wait for a row or table lock (Postgres lock_timeout). */
   lockTimeoutMs: number;
+  /** Analytics query runs (evaluations, PopulateFromQuery): longest run and most rows. */
+  queryTimeoutMs: number;
+  queryRowCap: number;
+  /** PreviewQuery: a tighter timeout and row cap. */
+  previewTimeoutMs: number;
+  previewRowCap: number;
 }
 
 /** A variable that failed validation; main prints it and exits non-zero. */
@@ -68,6 +74,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     streamMaxMs: integer(env, "STREAM_MAX_MS", 3_600_000, 1_000, 86_400_000),
     statementTimeoutMs: integer(env, "DB_STATEMENT_TIMEOUT_MS", 60_000, 100, 3_600_000),
     lockTimeoutMs: integer(env, "DB_LOCK_TIMEOUT_MS", 10_000, 100, 3_600_000),
+    queryTimeoutMs: integer(env, "QUERY_TIMEOUT_MS", 300_000, 100, 86_400_000),
+    queryRowCap: integer(env, "QUERY_ROW_CAP", 50_000_000, 1, 1_000_000_000),
+    previewTimeoutMs: integer(env, "PREVIEW_TIMEOUT_MS", 10_000, 100, 3_600_000),
+    previewRowCap: integer(env, "PREVIEW_ROW_CAP", 1_000_000, 1, 100_000_000),
   };
 }
 

@@ -1,8 +1,17 @@
 /** Conversions between the domain model and the protobuf messages. */
 import { fromJson, type JsonValue, type MessageInitShape, toJson } from "@bufbuild/protobuf";
-import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { durationFromMs, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { InvalidArgumentError } from "../errors.js";
-import { type Query, QuerySchema, type Schedule, type SegmentSchema, SegmentStatus, SegmentType } from "../gen/segments/v1/segment_pb.js";
+import {
+  type EvaluationSummarySchema,
+  EvaluationTrigger,
+  type Query,
+  QuerySchema,
+  type Schedule,
+  type SegmentSchema,
+  SegmentStatus,
+  SegmentType,
+} from "../gen/segments/v1/segment_pb.js";
 import type * as model from "../model.js";
 import { checkQueryLimits } from "../query/query-limits.js";
 
@@ -22,6 +31,21 @@ export function segmentToProto(segment: model.Segment, directorySize: number): M
     createTime: timestampFromDate(segment.createdAt),
     updateTime: timestampFromDate(segment.updatedAt),
     archiveTime: segment.archivedAt === null ? undefined : timestampFromDate(segment.archivedAt),
+    lastEvaluation: segment.lastEvaluation === null ? undefined : evaluationToProto(segment.lastEvaluation),
+  };
+}
+
+/** The wire form of one evaluation run. */
+export function evaluationToProto(run: model.EvaluationSummary): MessageInitShape<typeof EvaluationSummarySchema> {
+  return {
+    trigger: EvaluationTrigger[run.trigger],
+    startTime: timestampFromDate(run.startedAt),
+    duration: durationFromMs(run.durationMs),
+    added: BigInt(run.added),
+    removed: BigInt(run.removed),
+    total: BigInt(run.total),
+    error: run.error ?? "",
+    version: BigInt(run.version),
   };
 }
 

@@ -1,16 +1,16 @@
 /** SegmentService over gRPC: decode requests into domain calls and encode the answers. */
-import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { durationFromMs, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { InvalidArgumentError } from "../errors.js";
 import { SegmentHistoryAction, type Segment as SegmentMessage, SegmentStatus } from "../gen/segments/v1/segment_pb.js";
-import { ImportMode, type SegmentService as SegmentServiceDesc } from "../gen/segments/v1/segment_service_pb.js";
+import { ImportMode, PopulateMode, type SegmentService as SegmentServiceDesc } from "../gen/segments/v1/segment_service_pb.js";
 import type { Segment } from "../model.js";
+import type { EvaluationService } from "../service/evaluation-service.js";
 import type { MemberReads } from "../service/member-reads.js";
 import type { MemberService, ImportMode as ServiceImportMode } from "../service/member-service.js";
 import type { SegmentDefinition, SegmentService } from "../service/segment-service.js";
 import type { SegmentState } from "../service/segment-state.js";
 import type { CallContext, ServiceHandlers } from "./adapter.js";
-import { queryFromProto, scheduleFromProto, segmentToProto, statusFromProto, typeFromProto } from "./convert.js";
-import { unimplemented } from "./unimplemented.js";
+import { evaluationToProto, queryFromProto, scheduleFromProto, segmentToProto, statusFromProto, typeFromProto } from "./convert.js";
 
 /** What the SegmentService handlers call. */
 export interface SegmentHandlerDeps {
@@ -18,10 +18,18 @@ export interface SegmentHandlerDeps {
   members: MemberService;
   reads: MemberReads;
   state: SegmentState;
+  evaluations: EvaluationService;
 }
 
 /** Handlers for every SegmentService method. */
-export function segmentHandlers({ segments, members, reads, state }: SegmentHandlerDeps): ServiceHandlers<typeof SegmentServiceDesc> {
+export function segmentHandlers({
+  segments,
+  members,
+  reads,
+  state,
+  evaluations,
+}: SegmentHandlerDeps): ServiceHandlers<typeof SegmentServiceDesc> {
+  const vetQuery = (query: Parameters<SegmentService["vetQuery"]>[1], field: string) => segments.vetQuery(undefined, query, field);
   const wire = (segment: Segment) => ({ segment: segmentToProto(segment, state.directory.size) });
   return {
     createSegment: async (req, ctx) =>
@@ -142,11 +150,41 @@ export function segmentHandlers({ segments, members, reads, state }: SegmentHand
         removed: BigInt(result.removed),
       };
     },
-    populateFromQuery: unimplemented("PopulateFromQuery"),
-    evaluateSegment: unimplemented("EvaluateSegment"),
-    previewQuery: unimplemented("PreviewQuery"),
-    listEvaluations: unimplemented("ListEvaluations"),
+    populateFromQuery: async (req, ctx) => {
+      const query = queryFromProto(req.query);
+      if (query === null) throw new InvalidArgumentError("query", "is required");
+      const mode = req.mode === PopulateMode.ADD ? "ADD" : req.mode === PopulateMode.REMOVE ? "REMOVE" : undefined;
+      if (mode === undefined) throw new InvalidArgumentError("mode", "is required: ADD or REMOVE");
+      await vetQuery(query, "query");
+      const result = await evaluations.populate(req.segmentId, query, mode, timeZoneOf(req.timeZone), ctx.signal);
+      return { ...counts(result, { added: BigInt(result.added), removed: BigInt(result.removed) }) };
+    },
+    evaluateSegment: async (req, ctx) => ({
+      evaluation: evaluationToProto(await evaluations.evaluate(req.segmentId, "MANUAL", ctx.signal)),
+    }),
+    previewQuery: async (req, ctx) => {
+      const query = queryFromProto(req.query);
+      if (query === null) throw new InvalidArgumentError("query", "is required");
+      await vetQuery(query, "query");
+      const started = performance.now();
+      const preview = await evaluations.preview(query, timeZoneOf(req.timeZone), req.sampleSize, ctx.signal);
+      return { count: BigInt(preview.count), sampleUserIds: preview.sample, duration: durationFromMs(performance.now() - started) };
+    },
+    listEvaluations: async (req) => {
+      const page = await evaluations.list(req.segmentId, req.pageSize, req.pageToken);
+      return {
+        evaluations: page.runs.map((run) =>
+          evaluationToProto({ ...run, error: run.status === "SUCCEEDED" ? null : (run.error ?? run.status.toLowerCase()) }),
+        ),
+        nextPageToken: page.nextPageToken,
+      };
+    },
   };
+}
+
+/** A request's time zone for relative windows: empty means UTC (the compiler vets the name). */
+function timeZoneOf(zone: string): string {
+  return zone === "" ? "UTC" : zone;
 }
 
 /** Who is calling, as the client declares it in `x-caller` (there is no authentication yet). */

@@ -90,7 +90,7 @@ const KINDS = {
 
 /** The member changes that analytics queries make (used by the evaluation service). */
 export const QUERY_KINDS = {
-  evaluate: { operation: "EvaluateSegment", trigger: "EVALUATION", types: ["DYNAMIC"], statuses: ["ACTIVE", "PAUSED"] },
+  evaluate: { operation: "EvaluateSegment", trigger: "EVALUATION", types: ["DYNAMIC"], statuses: ["DRAFT", "ACTIVE", "PAUSED"] },
   schedule: { operation: "A scheduled evaluation", trigger: "SCHEDULE", types: ["DYNAMIC"], statuses: ["ACTIVE"] },
   populate: { operation: "PopulateFromQuery", trigger: "QUERY", types: STATIC_ONLY },
 } satisfies Record<string, ChangeKind>;
@@ -196,6 +196,37 @@ export class MemberService {
       // The commit deleted its staged rows; a failed change must not leave any behind.
       await this.discard(set);
     }
+  }
+
+  /**
+   * Applies the combination of several gathered sets as one version: inside the final
+   * transaction each set is resolved to uids (creating users for staged ids), `target` combines
+   * them (with other segments' members, say), and the result is added, removed or made the
+   * membership. The caller discards the sets afterwards.
+   */
+  async applyResolvedSets(
+    id: string,
+    kind: ChangeKind,
+    mode: ImportMode,
+    sets: readonly GatheredIds[],
+    target: (resolved: RoaringBitmap32[]) => RoaringBitmap32,
+    signal: AbortSignal | undefined,
+  ): Promise<MemberChangeResult> {
+    checkMembersEditable(this.deps.state.require(id), kind);
+    return this.change(
+      id,
+      kind,
+      async (_segment, current, tx) => {
+        const resolved = [];
+        for (const set of sets) resolved.push(await this.resolveGathered(tx, set, true));
+        const uids = target(resolved.map((r) => r.uids));
+        const newUids = RoaringBitmap32.orMany(resolved.map((r) => r.newUids));
+        const delta =
+          mode === "ADD" ? addDelta(current, uids) : mode === "REMOVE" ? removeDelta(current, uids) : replaceDelta(current, uids);
+        return { requested: uids.size + (mode === "REPLACE" ? delta.removed.size : 0), delta, newUids };
+      },
+      signal,
+    );
   }
 
   /** Adds `ids` to `set`: known ones as uids, unknown ones staged in the database. */

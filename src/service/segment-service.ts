@@ -161,7 +161,7 @@ export class SegmentService {
    * with a user_id column); a filter's member_of leaves must name existing segments and, for a
    * segment being updated, must not lead back to it.
    */
-  private async vetQuery(id: string | undefined, query: QueryDefinition | null, field: string): Promise<void> {
+  async vetQuery(id: string | undefined, query: QueryDefinition | null, field: string): Promise<void> {
     if (query === null) return;
     if ("sql" in query) {
       await checkSelectSql(query.sql, `${field}.sql`);
