@@ -34,6 +34,10 @@ export interface Config {
   statementTimeoutMs: number;
   /** Longest a statement may wait for a row or table lock (Postgres lock_timeout). */
   lockTimeoutMs: number;
+  /** Where analytics queries run (own small pool); unset → the service's database. */
+  analyticsDatabaseUrl: string | undefined;
+  /** Role analytics queries run as (SET LOCAL ROLE), ideally one that can only SELECT. */
+  analyticsRole: string | undefined;
 }
 
 /** A variable that failed validation; main prints it and exits non-zero. */
@@ -68,6 +72,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     streamMaxMs: integer(env, "STREAM_MAX_MS", 3_600_000, 1_000, 86_400_000),
     statementTimeoutMs: integer(env, "DB_STATEMENT_TIMEOUT_MS", 60_000, 100, 3_600_000),
     lockTimeoutMs: integer(env, "DB_LOCK_TIMEOUT_MS", 10_000, 100, 3_600_000),
+    analyticsDatabaseUrl: postgresUrl(env, "ANALYTICS_DATABASE_URL"),
+    analyticsRole: nonEmpty(env.ANALYTICS_ROLE),
   };
 }
 
@@ -87,6 +93,12 @@ export function redactUrl(url: string): string {
   } catch {
     return "<unparseable url>";
   }
+}
+
+function postgresUrl(env: NodeJS.ProcessEnv, name: string): string | undefined {
+  const url = nonEmpty(env[name]);
+  if (url !== undefined && !/^postgres(ql)?:\/\//.test(url)) throw new ConfigError(`${name} must start with postgres:// or postgresql://`);
+  return url;
 }
 
 function nonEmpty(value: string | undefined): string | undefined {
