@@ -9,12 +9,14 @@ import { StartupError, UnavailableError } from "./errors.js";
 import { GrpcServer } from "./grpc/server.js";
 import { startHttpServer } from "./http/http-server.js";
 import { Compactor } from "./service/compaction.js";
+import { EventLoader } from "./service/event-loader.js";
 import { MemberReads } from "./service/member-reads.js";
 import { MemberService } from "./service/member-service.js";
 import { MembershipService } from "./service/membership-service.js";
 import { SegmentService } from "./service/segment-service.js";
 import { loadState, SegmentState } from "./service/segment-state.js";
 import type { Database } from "./store/database.js";
+import { EventsStore } from "./store/events-store.js";
 import { ImportStagingStore } from "./store/import-staging-store.js";
 import { migrate } from "./store/migrate.js";
 import { PgliteDatabase } from "./store/pglite-database.js";
@@ -87,7 +89,8 @@ export async function startApp(config: Config, log: Logger, clock: () => Date = 
       policy: { maxChanges: config.snapshotEveryChanges, minBytes: 1 << 20, retentionMs: config.historyRetentionMs },
     });
     compactor.start(config.compactionIntervalMs);
-    server.serve({ segments, members, reads, membership, state });
+    const events = new EventLoader(new EventsStore(db, config.databaseUrl));
+    server.serve({ segments, members, reads, membership, state, events });
     log.info({ host: config.grpcHost, port: grpcPort, httpPort: http.port, store: db.kind }, "serving gRPC");
     const opened = db;
     const running = compactor;

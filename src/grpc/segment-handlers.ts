@@ -2,8 +2,9 @@
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { InvalidArgumentError } from "../errors.js";
 import { SegmentHistoryAction, type Segment as SegmentMessage, SegmentStatus } from "../gen/segments/v1/segment_pb.js";
-import { ImportMode, type SegmentService as SegmentServiceDesc } from "../gen/segments/v1/segment_service_pb.js";
+import { EventFormat, ImportMode, type SegmentService as SegmentServiceDesc } from "../gen/segments/v1/segment_service_pb.js";
 import type { Segment } from "../model.js";
+import type { EventLoader } from "../service/event-loader.js";
 import type { MemberReads } from "../service/member-reads.js";
 import type { MemberService, ImportMode as ServiceImportMode } from "../service/member-service.js";
 import type { SegmentDefinition, SegmentService } from "../service/segment-service.js";
@@ -18,10 +19,17 @@ export interface SegmentHandlerDeps {
   members: MemberService;
   reads: MemberReads;
   state: SegmentState;
+  events: EventLoader;
 }
 
 /** Handlers for every SegmentService method. */
-export function segmentHandlers({ segments, members, reads, state }: SegmentHandlerDeps): ServiceHandlers<typeof SegmentServiceDesc> {
+export function segmentHandlers({
+  segments,
+  members,
+  reads,
+  state,
+  events,
+}: SegmentHandlerDeps): ServiceHandlers<typeof SegmentServiceDesc> {
   const wire = (segment: Segment) => ({ segment: segmentToProto(segment, state.directory.size) });
   return {
     createSegment: async (req, ctx) =>
@@ -140,6 +148,36 @@ export function segmentHandlers({ segments, members, reads, state }: SegmentHand
         memberCount: BigInt(result.memberCount),
         added: BigInt(result.added),
         removed: BigInt(result.removed),
+      };
+    },
+    loadEvents: async (requests, ctx) => {
+      let format: EventFormat | undefined;
+      const chunks = (async function* () {
+        for await (const next of requests) {
+          if (format === undefined) {
+            if (next.format === EventFormat.UNSPECIFIED)
+              throw new InvalidArgumentError("format", "is required in the first message: NDJSON or CSV");
+            format = next.format;
+          } else if (next.format !== EventFormat.UNSPECIFIED && next.format !== format) {
+            throw new InvalidArgumentError("format", "must be the same in every message");
+          }
+          yield next.text;
+        }
+      })();
+      // The format is known once the first message is read; peek at it before the loader starts.
+      const first = await chunks.next();
+      if (first.done === true || format === undefined)
+        throw new InvalidArgumentError("format", "the stream ended before its first message");
+      const head = first.value;
+      const all = (async function* () {
+        yield head;
+        yield* chunks;
+      })();
+      const result = await events.loadEvents(format === EventFormat.CSV ? "csv" : "ndjson", all, ctx.signal);
+      return {
+        loaded: BigInt(result.loaded),
+        rejected: BigInt(result.rejected),
+        rejectedLines: result.rejectedLines.map((entry) => ({ line: BigInt(entry.line), reason: entry.reason })),
       };
     },
     populateFromQuery: unimplemented("PopulateFromQuery"),
