@@ -8,17 +8,24 @@ import { KeyedMutex } from "./control/keyed-mutex.js";
 import { StartupError, UnavailableError } from "./errors.js";
 import { GrpcServer } from "./grpc/server.js";
 import { startHttpServer } from "./http/http-server.js";
+import { Scheduler } from "./schedule/scheduler.js";
 import { Compactor } from "./service/compaction.js";
+import { EvaluationService } from "./service/evaluation-service.js";
+import { EventLoader } from "./service/event-loader.js";
 import { MemberReads } from "./service/member-reads.js";
 import { MemberService } from "./service/member-service.js";
 import { MembershipService } from "./service/membership-service.js";
 import { SegmentService } from "./service/segment-service.js";
 import { loadState, SegmentState } from "./service/segment-state.js";
+import { type AnalyticsSource, openAnalyticsSource } from "./store/analytics-source.js";
 import type { Database } from "./store/database.js";
+import { EvaluationStore } from "./store/evaluation-store.js";
+import { EventsStore } from "./store/events-store.js";
 import { ImportStagingStore } from "./store/import-staging-store.js";
 import { migrate } from "./store/migrate.js";
 import { PgliteDatabase } from "./store/pglite-database.js";
 import { PostgresDatabase } from "./store/postgres-database.js";
+import { ScheduleStore } from "./store/schedule-store.js";
 import { SegmentStore } from "./store/segment-store.js";
 
 /** A running service. */
@@ -65,6 +72,8 @@ export async function startApp(config: Config, log: Logger, clock: () => Date = 
   log.info({ host: config.grpcHost, port: grpcPort, httpPort: http.port }, "listening; loading state");
   let db: Database | undefined;
   let compactor: Compactor | undefined;
+  let analytics: AnalyticsSource | undefined;
+  let scheduler: Scheduler | undefined;
   try {
     db = await openDatabase(config, log);
     const applied = await migrate(db);
@@ -87,17 +96,51 @@ export async function startApp(config: Config, log: Logger, clock: () => Date = 
       policy: { maxChanges: config.snapshotEveryChanges, minBytes: 1 << 20, retentionMs: config.historyRetentionMs },
     });
     compactor.start(config.compactionIntervalMs);
-    server.serve({ segments, members, reads, membership, state });
+    const events = new EventLoader(new EventsStore(db, config.databaseUrl));
+    analytics = openAnalyticsSource({
+      db,
+      databaseUrl: config.databaseUrl,
+      analyticsDatabaseUrl: config.analyticsDatabaseUrl,
+      analyticsRole: config.analyticsRole,
+      log,
+    });
+    const evaluations = new EvaluationService({
+      state,
+      members,
+      evaluations: new EvaluationStore(db),
+      runner: analytics,
+      clock,
+      limits: {
+        timeoutMs: config.queryTimeoutMs,
+        rowCap: config.queryRowCap,
+        previewTimeoutMs: config.previewTimeoutMs,
+        previewRowCap: config.previewRowCap,
+      },
+    });
+    const loaded = state;
+    scheduler = new Scheduler({
+      clock,
+      store: new ScheduleStore(db),
+      log,
+      evaluate: async (id) => void (await evaluations.evaluate(id, "SCHEDULE")),
+      listSegments: () => loaded.segments.values(),
+    });
+    scheduler.start();
+    server.serve({ segments, members, reads, membership, state, events, evaluations });
     log.info({ host: config.grpcHost, port: grpcPort, httpPort: http.port, store: db.kind }, "serving gRPC");
     const opened = db;
     const running = compactor;
+    const source = analytics;
+    const schedules = scheduler;
     return {
       grpcPort,
       httpPort: http.port,
       server,
       close: async () => {
         await server.shutdown(config.shutdownGraceMs);
+        await schedules.stop();
         await running.stop();
+        await source.close();
         http.server.close();
         http.server.closeAllConnections();
         await opened.close();
@@ -107,7 +150,9 @@ export async function startApp(config: Config, log: Logger, clock: () => Date = 
     server.forceShutdown();
     http.server.close();
     http.server.closeAllConnections();
+    await scheduler?.stop().catch(() => undefined);
     await compactor?.stop().catch(() => undefined);
+    await analytics?.close().catch(() => undefined);
     await db?.close().catch(() => undefined);
     throw error;
   }

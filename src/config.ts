@@ -40,6 +40,10 @@ export interface Config {
   /** PreviewQuery: a tighter timeout and row cap. */
   previewTimeoutMs: number;
   previewRowCap: number;
+  /** Where analytics queries run (own small pool); unset → the service's database. */
+  analyticsDatabaseUrl: string | undefined;
+  /** Role analytics queries run as (SET LOCAL ROLE), ideally one that can only SELECT. */
+  analyticsRole: string | undefined;
 }
 
 /** A variable that failed validation; main prints it and exits non-zero. */
@@ -78,6 +82,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     queryRowCap: integer(env, "QUERY_ROW_CAP", 50_000_000, 1, 1_000_000_000),
     previewTimeoutMs: integer(env, "PREVIEW_TIMEOUT_MS", 10_000, 100, 3_600_000),
     previewRowCap: integer(env, "PREVIEW_ROW_CAP", 1_000_000, 1, 100_000_000),
+    analyticsDatabaseUrl: postgresUrl(env, "ANALYTICS_DATABASE_URL"),
+    analyticsRole: nonEmpty(env.ANALYTICS_ROLE),
   };
 }
 
@@ -97,6 +103,12 @@ export function redactUrl(url: string): string {
   } catch {
     return "<unparseable url>";
   }
+}
+
+function postgresUrl(env: NodeJS.ProcessEnv, name: string): string | undefined {
+  const url = nonEmpty(env[name]);
+  if (url !== undefined && !/^postgres(ql)?:\/\//.test(url)) throw new ConfigError(`${name} must start with postgres:// or postgresql://`);
+  return url;
 }
 
 function nonEmpty(value: string | undefined): string | undefined {

@@ -2,9 +2,10 @@
 import { durationFromMs, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { InvalidArgumentError } from "../errors.js";
 import { SegmentHistoryAction, type Segment as SegmentMessage, SegmentStatus } from "../gen/segments/v1/segment_pb.js";
-import { ImportMode, PopulateMode, type SegmentService as SegmentServiceDesc } from "../gen/segments/v1/segment_service_pb.js";
+import { EventFormat, ImportMode, PopulateMode, type SegmentService as SegmentServiceDesc } from "../gen/segments/v1/segment_service_pb.js";
 import type { Segment } from "../model.js";
 import type { EvaluationService } from "../service/evaluation-service.js";
+import type { EventLoader } from "../service/event-loader.js";
 import type { MemberReads } from "../service/member-reads.js";
 import type { MemberService, ImportMode as ServiceImportMode } from "../service/member-service.js";
 import type { SegmentDefinition, SegmentService } from "../service/segment-service.js";
@@ -19,6 +20,7 @@ export interface SegmentHandlerDeps {
   reads: MemberReads;
   state: SegmentState;
   evaluations: EvaluationService;
+  events: EventLoader;
 }
 
 /** Handlers for every SegmentService method. */
@@ -28,6 +30,7 @@ export function segmentHandlers({
   reads,
   state,
   evaluations,
+  events,
 }: SegmentHandlerDeps): ServiceHandlers<typeof SegmentServiceDesc> {
   const vetQuery = (query: Parameters<SegmentService["vetQuery"]>[1], field: string) => segments.vetQuery(undefined, query, field);
   const wire = (segment: Segment) => ({ segment: segmentToProto(segment, state.directory.size) });
@@ -168,7 +171,7 @@ export function segmentHandlers({
       await vetQuery(query, "query");
       const started = performance.now();
       const preview = await evaluations.preview(query, timeZoneOf(req.timeZone), req.sampleSize, ctx.signal);
-      return { count: BigInt(preview.count), sampleUserIds: preview.sample, duration: durationFromMs(performance.now() - started) };
+      return { count: BigInt(preview.count), sampleUserIds: preview.sample, duration: durationFromMs(Math.round(performance.now() - started)) };
     },
     listEvaluations: async (req) => {
       const page = await evaluations.list(req.segmentId, req.pageSize, req.pageToken);
@@ -177,6 +180,36 @@ export function segmentHandlers({
           evaluationToProto({ ...run, error: run.status === "SUCCEEDED" ? null : (run.error ?? run.status.toLowerCase()) }),
         ),
         nextPageToken: page.nextPageToken,
+      };
+    },
+    loadEvents: async (requests, ctx) => {
+      let format: EventFormat | undefined;
+      const chunks = (async function* () {
+        for await (const next of requests) {
+          if (format === undefined) {
+            if (next.format === EventFormat.UNSPECIFIED)
+              throw new InvalidArgumentError("format", "is required in the first message: NDJSON or CSV");
+            format = next.format;
+          } else if (next.format !== EventFormat.UNSPECIFIED && next.format !== format) {
+            throw new InvalidArgumentError("format", "must be the same in every message");
+          }
+          yield next.text;
+        }
+      })();
+      // The format is known once the first message is read; peek at it before the loader starts.
+      const first = await chunks.next();
+      if (first.done === true || format === undefined)
+        throw new InvalidArgumentError("format", "the stream ended before its first message");
+      const head = first.value;
+      const all = (async function* () {
+        yield head;
+        yield* chunks;
+      })();
+      const result = await events.loadEvents(format === EventFormat.CSV ? "csv" : "ndjson", all, ctx.signal);
+      return {
+        loaded: BigInt(result.loaded),
+        rejected: BigInt(result.rejected),
+        rejectedLines: result.rejectedLines.map((entry) => ({ line: BigInt(entry.line), reason: entry.reason })),
       };
     },
   };

@@ -13,6 +13,7 @@ import {
 } from "../gen/segments/v1/membership_service_pb.js";
 import { file_segments_v1_segment_service, SegmentService as SegmentServiceDesc } from "../gen/segments/v1/segment_service_pb.js";
 import type { EvaluationService } from "../service/evaluation-service.js";
+import type { EventLoader } from "../service/event-loader.js";
 import type { MemberReads } from "../service/member-reads.js";
 import type { MemberService } from "../service/member-service.js";
 import { MAX_SEGMENTS_PER_CHECK, type MembershipService } from "../service/membership-service.js";
@@ -46,6 +47,7 @@ export interface ServedServices {
   membership: MembershipService;
   state: SegmentState;
   evaluations: EvaluationService;
+  events: EventLoader;
 }
 
 /**

@@ -69,7 +69,10 @@ export class EvaluationService {
   private async evaluateNow(id: string, trigger: EvaluationTriggerName, signal?: AbortSignal): Promise<EvaluationOutcome> {
     const segment = this.deps.state.require(id);
     const kind = trigger === "SCHEDULE" ? QUERY_KINDS.schedule : QUERY_KINDS.evaluate;
-    if (segment.type === "DYNAMIC" && segment.query === null) {
+    if (segment.type !== "DYNAMIC") {
+      throw new FailedPreconditionError("type", `EvaluateSegment needs a DYNAMIC segment; this one is ${segment.type}`);
+    }
+    if (segment.query === null) {
       throw new FailedPreconditionError("query", "EvaluateSegment needs a query on the segment; set one with UpdateSegment first");
     }
     const startedAt = this.deps.clock();

@@ -14,8 +14,25 @@ import { type DataDirLock, lockDataDir } from "./data-dir-lock.js";
 import type { Database, Queryable } from "./database.js";
 import type { WorkerError, WorkerReply, WorkerRequest, WorkerSettings } from "./pglite-worker.js";
 
-type Pending = { resolve: (rows: unknown[]) => void; reject: (error: unknown) => void };
-type Request = { op: "query"; text: string; params: readonly unknown[] | undefined } | { op: "exec"; text: string } | { op: "close" };
+type Pending = { resolve: (reply: Answer) => void; reject: (error: unknown) => void };
+type Request =
+  | { op: "query"; text: string; params: readonly unknown[] | undefined }
+  | { op: "exec"; text: string }
+  | { op: "copyOut"; text: string; params: readonly unknown[] | undefined }
+  | { op: "close" };
+type Answer = unknown[] | CopyOut;
+
+/** One statement with its bound parameters. */
+export interface Statement {
+  text: string;
+  params?: readonly unknown[];
+}
+
+/** What a `COPY … TO '/dev/blob'` produced: its text-format bytes and the rows it counted. */
+export interface CopyOut {
+  bytes: Uint8Array;
+  rowCount: number;
+}
 
 /** An embedded Postgres in one directory. PGlite is single-connection: statements queue. */
 export class PgliteDatabase implements Database {
@@ -61,7 +78,7 @@ export class PgliteDatabase implements Database {
   }
 
   async query<R>(text: string, params?: readonly unknown[]): Promise<R[]> {
-    return this.withConnection(() => this.send({ op: "query", text, params }) as Promise<R[]>);
+    return this.withConnection(async () => (await this.send({ op: "query", text, params })) as R[]);
   }
 
   async exec(script: string): Promise<void> {
@@ -88,6 +105,43 @@ export class PgliteDatabase implements Database {
         throw error;
       }
     }, signal);
+  }
+
+  /**
+   * Runs `setup`, then `copy` (a `COPY … TO '/dev/blob'`), in a READ ONLY transaction that always
+   * rolls back. When `signal` aborts, the caller gets its reason at once; PGlite cannot interrupt
+   * a running statement, so the connection stays busy (other calls queue behind it) until the
+   * statement ends and the rollback is done.
+   */
+  copyOutReadOnly(setup: readonly Statement[], copy: Statement, signal?: AbortSignal): Promise<CopyOut> {
+    const work = this.withConnection(async () => {
+      await this.send({ op: "exec", text: "BEGIN READ ONLY" });
+      try {
+        for (const statement of setup) await this.send({ op: "query", text: statement.text, params: statement.params });
+        throwIfOver(signal);
+        return (await this.send({ op: "copyOut", text: copy.text, params: copy.params })) as CopyOut;
+      } finally {
+        await this.send({ op: "exec", text: "ROLLBACK" }).catch(() => undefined);
+      }
+    }, signal);
+    if (signal === undefined) return work;
+    // Abandoned work still settles later; nobody is waiting for it then.
+    work.catch(() => undefined);
+    return new Promise<CopyOut>((resolve, reject) => {
+      const onAbort = () => reject(signal.reason);
+      if (signal.aborted) return onAbort();
+      signal.addEventListener("abort", onAbort, { once: true });
+      work.then(
+        (out) => {
+          signal.removeEventListener("abort", onAbort);
+          resolve(out);
+        },
+        (error: unknown) => {
+          signal.removeEventListener("abort", onAbort);
+          reject(error);
+        },
+      );
+    });
   }
 
   async close(): Promise<void> {
@@ -125,7 +179,7 @@ export class PgliteDatabase implements Database {
     );
   }
 
-  private send(request: Request): Promise<unknown[]> {
+  private send(request: Request): Promise<Answer> {
     if (this.failure !== undefined) return Promise.reject(this.failure);
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
@@ -139,6 +193,7 @@ export class PgliteDatabase implements Database {
     if (pending === undefined) return;
     this.pending.delete(reply.id);
     if ("error" in reply) pending.reject(asError(reply.error));
+    else if ("bytes" in reply) pending.resolve({ bytes: reply.bytes, rowCount: reply.rowCount });
     else pending.resolve(reply.rows);
   }
 }

@@ -11,6 +11,7 @@ import { PGlite } from "@electric-sql/pglite";
 export type WorkerRequest =
   | { id: number; op: "query"; text: string; params: readonly unknown[] | undefined }
   | { id: number; op: "exec"; text: string }
+  | { id: number; op: "copyOut"; text: string; params: readonly unknown[] | undefined }
   | { id: number; op: "close" };
 
 /** What a database error is reduced to on its way back: no SQL text, no parameters. */
@@ -20,8 +21,11 @@ export interface WorkerError {
   constraint?: string;
 }
 
-/** The answer to one request. */
-export type WorkerReply = { id: number; rows: unknown[] } | { id: number; error: WorkerError };
+/** The answer to one request (`copyOut` answers with the COPY's bytes, transferred, not copied). */
+export type WorkerReply =
+  | { id: number; rows: unknown[] }
+  | { id: number; bytes: Uint8Array; rowCount: number }
+  | { id: number; error: WorkerError };
 
 /** The worker's start-up settings. */
 export interface WorkerSettings {
@@ -45,6 +49,12 @@ async function serve(): Promise<void> {
       if (request.op === "query") {
         const result = await db.query(request.text, request.params as unknown[] | undefined);
         port.postMessage({ id: request.id, rows: result.rows } satisfies WorkerReply);
+      } else if (request.op === "copyOut") {
+        // `COPY … TO '/dev/blob'`: PGlite hands the output back as a Blob on the result.
+        const result = await db.query(request.text, request.params as unknown[] | undefined);
+        const bytes = new Uint8Array((await result.blob?.arrayBuffer()) ?? new ArrayBuffer(0));
+        const reply: WorkerReply = { id: request.id, bytes, rowCount: result.affectedRows ?? 0 };
+        port.postMessage(reply, [bytes.buffer]);
       } else if (request.op === "exec") {
         await db.exec(request.text);
         port.postMessage({ id: request.id, rows: [] } satisfies WorkerReply);

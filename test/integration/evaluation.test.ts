@@ -42,7 +42,7 @@ function sampleEvents(now: number): { lines: string[]; recentViewers: Set<string
 }
 
 describe.each(STORES)("dynamic segments on $name", (kind) => {
-  const t = useService(kind, { QUERY_TIMEOUT_MS: "1500", QUERY_ROW_CAP: "1000" });
+  const t = useService(kind, { QUERY_TIMEOUT_MS: "1500", QUERY_ROW_CAP: "400" });
   const data = sampleEvents(Date.now());
   let converted = "";
 
@@ -87,7 +87,13 @@ describe.each(STORES)("dynamic segments on $name", (kind) => {
     const id = await dynamic("Pricing, not converted", { kind: { case: "filter", value: filter } });
     const run = await t.service.segments.evaluateSegment({ segmentId: id });
     const expected = [...data.recentViewers].filter((u) => !data.buyers.has(u)).sort();
-    expect(run.evaluation).toMatchObject({ added: BigInt(expected.length), removed: 0n, total: BigInt(expected.length), version: 1n, error: "" });
+    expect(run.evaluation).toMatchObject({
+      added: BigInt(expected.length),
+      removed: 0n,
+      total: BigInt(expected.length),
+      version: 1n,
+      error: "",
+    });
     expect(await members(id)).toEqual(expected);
     const listed = await t.service.segments.listEvaluations({ segmentId: id });
     expect(listed.evaluations).toHaveLength(1);
@@ -112,13 +118,21 @@ describe.each(STORES)("dynamic segments on $name", (kind) => {
       query: sql("SELECT user_id FROM events WHERE name = 'purchase'"),
     });
     expect(removed).toMatchObject({ version: 2n });
-    const viewers = new Set(data.lines.map((l) => JSON.parse(l) as { user_id: string; name: string }).filter((e) => e.name === "pricing_view").map((e) => e.user_id));
+    const viewers = new Set(
+      data.lines
+        .map((l) => JSON.parse(l) as { user_id: string; name: string })
+        .filter((e) => e.name === "pricing_view")
+        .map((e) => e.user_id),
+    );
     expect(await members(target)).toEqual([...viewers].filter((u) => !data.buyers.has(u)).sort());
 
     const everyone = (await t.service.segments.createSegment({ name: "All users", type: SegmentType.EVERYONE })).segment?.id ?? "";
     const users = async () => (await t.service.segments.getSegment({ segmentId: everyone })).segment?.memberCount;
     const usersBefore = await users();
-    const preview = await t.service.segments.previewQuery({ query: sql("SELECT 'never_seen_' || g AS user_id FROM generate_series(1, 25) g"), sampleSize: 5 });
+    const preview = await t.service.segments.previewQuery({
+      query: sql("SELECT 'never_seen_' || g AS user_id FROM generate_series(1, 25) g"),
+      sampleSize: 5,
+    });
     expect(preview.count).toBe(25n);
     expect(preview.sampleUserIds).toHaveLength(5);
     // Preview writes nothing: those users were not created.
@@ -129,8 +143,12 @@ describe.each(STORES)("dynamic segments on $name", (kind) => {
     const id = await dynamic("Fails later", sql("SELECT DISTINCT user_id FROM events WHERE name = 'purchase'"));
     await t.service.segments.evaluateSegment({ segmentId: id });
     const before = (await t.service.segments.getSegment({ segmentId: id })).segment;
-    // Over the row cap (1,000 here): every event row.
-    await t.service.segments.updateSegment({ segmentId: id, segment: { query: sql("SELECT user_id FROM events") }, updateMask: { paths: ["query"] } });
+    // Over the row cap (400 here): every event row (about 500).
+    await t.service.segments.updateSegment({
+      segmentId: id,
+      segment: { query: sql("SELECT user_id FROM events") },
+      updateMask: { paths: ["query"] },
+    });
     const capped = await failure(t.service.segments.evaluateSegment({ segmentId: id }));
     expect(capped.code).toBe(status.RESOURCE_EXHAUSTED);
     const after = (await t.service.segments.getSegment({ segmentId: id })).segment;
@@ -138,14 +156,16 @@ describe.each(STORES)("dynamic segments on $name", (kind) => {
     expect(await members(id)).toEqual([...data.buyers].sort());
     const runs = (await t.service.segments.listEvaluations({ segmentId: id })).evaluations;
     expect(runs.map((r) => r.error === "")).toEqual([false, true]);
-    expect(runs[0]?.error).toContain("1000");
+    expect(runs[0]?.error).toContain("400");
   });
 
   it("refuses to evaluate a STATIC segment and one whose member_of target is DRAFT", async () => {
     const wrong = await failure(t.service.segments.evaluateSegment({ segmentId: converted }));
     expect(wrong.code).toBe(status.FAILED_PRECONDITION);
     const draft = (await t.service.segments.createSegment({ name: "Draft target", type: SegmentType.STATIC })).segment?.id ?? "";
-    const id = await dynamic("Needs a live target", { kind: { case: "filter", value: { kind: { case: "memberOf", value: { segmentId: draft } } } } });
+    const id = await dynamic("Needs a live target", {
+      kind: { case: "filter", value: { kind: { case: "memberOf", value: { segmentId: draft } } } },
+    });
     const refused = await failure(t.service.segments.evaluateSegment({ segmentId: id }));
     expect(refused.code).toBe(status.FAILED_PRECONDITION);
     expect((await t.service.segments.getSegment({ segmentId: id })).segment?.version).toBe(0n);
