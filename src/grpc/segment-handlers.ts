@@ -171,7 +171,11 @@ export function segmentHandlers({
       await vetQuery(query, "query");
       const started = performance.now();
       const preview = await evaluations.preview(query, timeZoneOf(req.timeZone), req.sampleSize, ctx.signal);
-      return { count: BigInt(preview.count), sampleUserIds: preview.sample, duration: durationFromMs(Math.round(performance.now() - started)) };
+      return {
+        count: BigInt(preview.count),
+        sampleUserIds: preview.sample,
+        duration: durationFromMs(Math.round(performance.now() - started)),
+      };
     },
     listEvaluations: async (req) => {
       const page = await evaluations.list(req.segmentId, req.pageSize, req.pageToken);
