@@ -159,6 +159,29 @@ describe.each(STORES)("dynamic segments on $name", (kind) => {
     expect(runs[0]?.error).toContain("400");
   });
 
+  it("leaves the previous membership when a run passes the query timeout or is cancelled", async () => {
+    const id = await dynamic("Slow later", sql("SELECT DISTINCT user_id FROM events WHERE name = 'purchase'"));
+    await t.service.segments.evaluateSegment({ segmentId: id });
+    const before = (await t.service.segments.getSegment({ segmentId: id })).segment;
+    const slow = sql("SELECT DISTINCT user_id FROM events, pg_sleep(2.5) WHERE name = 'pricing_view'");
+    await t.service.segments.updateSegment({ segmentId: id, segment: { query: slow }, updateMask: { paths: ["query"] } });
+    // QUERY_TIMEOUT_MS is 1,500 here.
+    const timedOut = await failure(t.service.segments.evaluateSegment({ segmentId: id }));
+    expect(timedOut.code).toBe(status.DEADLINE_EXCEEDED);
+    // A caller that gives up mid-run (its own deadline) leaves no trace either.
+    const cancelled = await failure(t.service.segments.evaluateSegment({ segmentId: id }, { deadline: new Date(Date.now() + 500) }));
+    expect(cancelled.code).toBe(status.DEADLINE_EXCEEDED);
+    // Wait for the server to finish the abandoned run (the sleep holds PGlite's connection).
+    await new Promise((resolve) => setTimeout(resolve, 3_000));
+    expect((await t.service.segments.getSegment({ segmentId: id })).segment).toMatchObject({
+      version: before?.version,
+      memberCount: before?.memberCount,
+    });
+    expect(await members(id)).toEqual([...data.buyers].sort());
+    const runs = (await t.service.segments.listEvaluations({ segmentId: id })).evaluations;
+    expect(runs.filter((r) => r.error !== "").length).toBeGreaterThanOrEqual(2);
+  });
+
   it("refuses to evaluate a STATIC segment and one whose member_of target is DRAFT", async () => {
     const wrong = await failure(t.service.segments.evaluateSegment({ segmentId: converted }));
     expect(wrong.code).toBe(status.FAILED_PRECONDITION);
