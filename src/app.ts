@@ -82,7 +82,15 @@ export async function startApp(config: Config, log: Logger, clock: () => Date = 
     state = await loadState(store);
     log.info({ segments: state.segments.size, users: state.directory.size, ms: Math.round(performance.now() - started) }, "state loaded");
     const locks = new KeyedMutex();
-    const segments = new SegmentService({ state, store, clock, locks });
+    analytics = openAnalyticsSource({
+      db,
+      databaseUrl: config.databaseUrl,
+      analyticsDatabaseUrl: config.analyticsDatabaseUrl,
+      analyticsRole: config.analyticsRole,
+      log,
+    });
+    const source = analytics;
+    const segments = new SegmentService({ state, store, clock, locks, planQuery: (sql) => source.explain(sql, config.previewTimeoutMs) });
     const staging = new ImportStagingStore(db);
     const members = new MemberService({ state, store, staging, clock, locks, maxIdsPerCall: config.maxIdsPerCall });
     const membership = new MembershipService(state, config.maxIdsPerCall);
@@ -97,18 +105,11 @@ export async function startApp(config: Config, log: Logger, clock: () => Date = 
     });
     compactor.start(config.compactionIntervalMs);
     const events = new EventLoader(new EventsStore(db, config.databaseUrl));
-    analytics = openAnalyticsSource({
-      db,
-      databaseUrl: config.databaseUrl,
-      analyticsDatabaseUrl: config.analyticsDatabaseUrl,
-      analyticsRole: config.analyticsRole,
-      log,
-    });
     const evaluations = new EvaluationService({
       state,
       members,
       evaluations: new EvaluationStore(db),
-      runner: analytics,
+      runner: source,
       clock,
       limits: {
         timeoutMs: config.queryTimeoutMs,
@@ -130,7 +131,6 @@ export async function startApp(config: Config, log: Logger, clock: () => Date = 
     log.info({ host: config.grpcHost, port: grpcPort, httpPort: http.port, store: db.kind }, "serving gRPC");
     const opened = db;
     const running = compactor;
-    const source = analytics;
     const schedules = scheduler;
     return {
       grpcPort,

@@ -14,7 +14,8 @@ export class InvalidArgumentError extends DomainError {
   readonly reason = "INVALID_ARGUMENT";
   constructor(
     readonly field: string,
-    description: string,
+    /** What is wrong, without the field name (the message is "field: description"). */
+    readonly description: string,
   ) {
     super(`${field}: ${description}`);
   }

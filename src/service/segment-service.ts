@@ -46,6 +46,8 @@ export interface SegmentServiceDeps {
   clock: () => Date;
   /** Shared with MemberService: lifecycle and member changes of one segment serialize. */
   locks: KeyedMutex;
+  /** Plans (EXPLAIN, not run) a vetted SQL query on the analytics source; absent in unit set-ups. */
+  planQuery?: (sql: string) => Promise<void>;
 }
 
 /** Segment definitions, lifecycle and audit trail. */
@@ -165,6 +167,10 @@ export class SegmentService {
     if (query === null) return;
     if ("sql" in query) {
       await checkSelectSql(query.sql, `${field}.sql`);
+      await this.deps.planQuery?.(query.sql).catch((error: unknown) => {
+        // The planner names what is wrong (a missing table or column, a denied table).
+        throw error instanceof InvalidArgumentError ? new InvalidArgumentError(`${field}.sql`, error.description) : error;
+      });
       return;
     }
     const { segments } = this.deps.state;

@@ -38,6 +38,11 @@ export type OnIds = (ids: string[]) => void | Promise<void>;
 export interface AnalyticsSource {
   /** Streams the query's non-null `user_id`s to `onIds` in chunks; resolves to the number of rows. */
   runUserIdQuery(query: UserIdQuery, limits: RunLimits, onIds: OnIds): Promise<{ rows: number }>;
+  /**
+   * Plans a vetted query without running it (EXPLAIN), as the source's role: a missing table or
+   * column, a type error or a denied table surfaces when the query is saved, not at its first run.
+   */
+  explain(sql: string, timeoutMs: number): Promise<void>;
   /** Releases the source's connections (not the service database's). */
   close(): Promise<void>;
 }
@@ -140,6 +145,9 @@ export function unescapeCopyText(field: string): string {
   });
 }
 
+/** Thrown to roll back an EXPLAIN's transaction on PGlite once the plan came back. */
+class ExplainedError extends Error {}
+
 /** Postgres (the service's or ANALYTICS_DATABASE_URL): COPY TO STDOUT on a small pool of its own. */
 class PostgresAnalyticsSource implements AnalyticsSource {
   private readonly pool: pg.Pool;
@@ -184,6 +192,27 @@ class PostgresAnalyticsSource implements AnalyticsSource {
     } finally {
       dispose();
       client.release(broken);
+    }
+  }
+
+  async explain(sql: string, timeoutMs: number): Promise<void> {
+    const { setup, select } = preamble({ text: sql, params: [] }, this.role);
+    let client: pg.PoolClient;
+    try {
+      client = await this.pool.connect();
+    } catch (error: unknown) {
+      throw unavailable(error);
+    }
+    try {
+      await client.query("BEGIN READ ONLY");
+      await client.query("SELECT set_config('statement_timeout', $1, true)", [String(timeoutMs)]);
+      for (const statement of setup) await client.query(statement.text, statement.params as unknown[] | undefined);
+      await client.query(`EXPLAIN ${select}`);
+    } catch (error: unknown) {
+      throw translate(error, timeoutMs);
+    } finally {
+      await client.query("ROLLBACK").catch(() => undefined);
+      client.release();
     }
   }
 
@@ -266,6 +295,21 @@ class PgliteAnalyticsSource implements AnalyticsSource {
       throw translate(error, limits.timeoutMs);
     } finally {
       dispose();
+    }
+  }
+
+  async explain(sql: string, timeoutMs: number): Promise<void> {
+    const { setup, select } = preamble({ text: sql, params: [] }, this.role);
+    try {
+      await this.db.transaction(async (tx) => {
+        for (const statement of setup) await tx.query(statement.text, statement.params);
+        await tx.query(`EXPLAIN ${select}`);
+        // Planning only: roll back whatever the preamble set.
+        throw new ExplainedError();
+      });
+    } catch (error: unknown) {
+      if (error instanceof ExplainedError) return;
+      throw translate(error, timeoutMs);
     }
   }
 

@@ -52,6 +52,15 @@ describe.each(STORES)("query vetting on $name", (kind) => {
     expect((await t.service.segments.listSegments({ showArchived: true })).segments.length).toBe(before + 1);
   });
 
+  it("plans SQL when it is saved: a missing table or column is refused then, not at the first run", async () => {
+    for (const text of ["SELECT user_id FROM no_such_table", "SELECT no_such_column AS user_id FROM events"]) {
+      const error = await failure(dynamic(`Unplannable ${text}`, sql(text)));
+      expect(error.code, text).toBe(status.INVALID_ARGUMENT);
+      expect(detail(error, BadRequestSchema)?.fieldViolations[0]?.field, text).toBe("query.sql");
+      expect(error.details, text).toContain("no_such");
+    }
+  });
+
   it("refuses a member_of naming no segment, and a member_of cycle", async () => {
     const ghost = "0190b6a0-0000-7000-8000-000000000000";
     const missing = await failure(dynamic("Ghost ref", memberOf(ghost)));
