@@ -11,6 +11,7 @@ import { parseOptions, type Scenario } from "./lib/options.js";
 import { machine, markdownTable, type Row, type RunResult, writeResult } from "./lib/report.js";
 import { bulk } from "./scenarios/bulk.js";
 import { check } from "./scenarios/check.js";
+import { evaluateScenario } from "./scenarios/evaluate.js";
 import { eventsScenario } from "./scenarios/events.js";
 import { importScenario } from "./scenarios/import.js";
 import { importCheck } from "./scenarios/import-check.js";
@@ -31,6 +32,7 @@ const SERVICE_SCENARIOS: Record<Exclude<Scenario, "directory">, (ctx: BenchConte
   restart,
   "import-check": importCheck,
   events: eventsScenario,
+  evaluate: evaluateScenario,
 };
 
 async function main(): Promise<void> {

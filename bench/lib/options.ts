@@ -1,7 +1,18 @@
 /** Command-line options of `npm run bench`. */
 import { parseArgs } from "node:util";
 
-export const SCENARIOS = ["check", "bulk", "memory", "import", "subtract", "restart", "import-check", "events", "directory"] as const;
+export const SCENARIOS = [
+  "check",
+  "bulk",
+  "memory",
+  "import",
+  "subtract",
+  "restart",
+  "import-check",
+  "events",
+  "evaluate",
+  "directory",
+] as const;
 /** A scenario name. */
 export type Scenario = (typeof SCENARIOS)[number];
 

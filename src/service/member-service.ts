@@ -233,9 +233,13 @@ export class MemberService {
   async gather(set: GatheredIds, ids: readonly string[]): Promise<void> {
     const { uids, unknown } = this.resolveKnown(ids);
     set.known.addMany(uids);
-    if (unknown.size === 0) return;
-    set.staged = true;
-    await this.deps.staging.stage(set.stagingId, [...unknown]);
+    if (unknown.size > 0) {
+      set.staged = true;
+      await this.deps.staging.stage(set.stagingId, [...unknown]);
+    }
+    // Chunks of a buffered query result arrive back to back as microtasks: give the event loop a
+    // turn after each, or membership answers wait for the whole result (bench `evaluate`).
+    await new Promise((resolve) => setImmediate(resolve));
   }
 
   /**
