@@ -113,9 +113,9 @@ describe.each(STORES)("error answers on $name", (kind) => {
   });
 
   it("answers UNIMPLEMENTED for declared methods not built yet", async () => {
-    const error = await failure(service.segments.evaluateSegment({ segmentId: draft }));
+    const error = await failure(service.membership.countAudience({ includeSegmentIds: [draft] }));
     expect(error.code).toBe(status.UNIMPLEMENTED);
-    expect(error.details).toContain("EvaluateSegment");
+    expect(error.details).toContain("CountAudience");
   });
 });
 
