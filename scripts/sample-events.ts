@@ -9,6 +9,7 @@
 import { once } from "node:events";
 import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
+import { rng } from "../bench/lib/dataset.js";
 
 /** What to generate. */
 export interface SampleOptions {
@@ -43,18 +44,6 @@ const PRICE: Record<string, number> = { starter: 9, pro: 29, team: 99 };
 const PAGES = ["/", "/features", "/blog", "/docs", "/about", "/integrations", "/changelog"];
 const FEATURES = ["export", "dashboard", "alerts", "api", "sharing"];
 const DAY_MS = 86_400_000;
-
-/** mulberry32: a tiny seeded PRNG, good enough for sample data. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function pick<T>(rand: () => number, weighted: [T, number][]): T {
   const total = weighted.reduce((sum, [, w]) => sum + w, 0);
@@ -116,7 +105,7 @@ function userEvents(i: number, rand: () => number, options: SampleOptions): stri
 
 /** Sample events, one NDJSON line at a time (about 15 per user on average). */
 export function* sampleEventLines(options: SampleOptions): Generator<string> {
-  const rand = random(options.seed);
+  const rand = rng(options.seed);
   for (let i = 1; i <= options.users; i++) yield* userEvents(i, rand, options);
 }
 

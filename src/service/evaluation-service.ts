@@ -178,8 +178,9 @@ export class EvaluationService {
         [...sets.values()],
         (resolved) => {
           const byNode = new Map([...sets.keys()].map((node, k) => [node, resolved[k] as RoaringBitmap32]));
-          return combine(
+          return combineWith(
             plan,
+            UIDS,
             (node) => byNode.get(node) ?? new RoaringBitmap32(),
             (segmentId) => this.membersOf(segmentId),
           );
@@ -195,9 +196,9 @@ export class EvaluationService {
   private async combineInMemory(
     plan: Plan,
     options: { timeoutMs: number; rowCap: number; signal?: AbortSignal | undefined },
-  ): Promise<{ uids: RoaringBitmap32; unknown: Set<string> }> {
+  ): Promise<Pair> {
     const { directory } = this.deps.state;
-    const results = new Map<object, { uids: RoaringBitmap32; unknown: Set<string> }>();
+    const results = new Map<object, Pair>();
     for (const [node, query] of sqlParts(plan)) {
       const result = { uids: new RoaringBitmap32(), unknown: new Set<string>() };
       await this.deps.runner.runUserIdQuery(query, options, async (ids) => {
@@ -210,13 +211,11 @@ export class EvaluationService {
       results.set(node, result);
     }
     this.checkReferences(plan);
-    return combinePairs(
+    return combineWith<Pair>(
       plan,
+      PAIRS,
       (node) => results.get(node) ?? { uids: new RoaringBitmap32(), unknown: new Set() },
-      (segmentId) => ({
-        uids: this.membersOf(segmentId),
-        unknown: new Set(),
-      }),
+      (segmentId) => ({ uids: this.membersOf(segmentId), unknown: new Set() }),
     );
   }
 
@@ -328,48 +327,41 @@ function memberOfIds(plan: Plan): string[] {
   }
 }
 
-/** The plan's result as uids, from each SQL part's uids and each referenced segment's members. */
-function combine(plan: Plan, sql: (node: object) => RoaringBitmap32, members: (segmentId: string) => RoaringBitmap32): RoaringBitmap32 {
+/** How one kind of result set is combined: the operations a plan needs. */
+interface SetAlgebra<T> {
+  and(a: T, b: T): T;
+  or(a: T, b: T): T;
+  minus(a: T, b: T): T;
+}
+
+/** The plan's result, from each SQL part's result and each referenced segment's members. */
+function combineWith<T>(plan: Plan, ops: SetAlgebra<T>, sql: (node: object) => T, members: (segmentId: string) => T): T {
+  const recurse = (p: Plan) => combineWith(p, ops, sql, members);
   switch (plan.kind) {
     case "sql":
       return sql(plan);
     case "member_of":
       return members(plan.segmentId);
     case "and":
-      return plan.children.map((c) => combine(c, sql, members)).reduce((a, b) => RoaringBitmap32.and(a, b));
+      return plan.children.map(recurse).reduce(ops.and);
     case "or":
-      return RoaringBitmap32.orMany(plan.children.map((c) => combine(c, sql, members)));
+      return plan.children.map(recurse).reduce(ops.or);
     case "not":
-      return RoaringBitmap32.andNot(sql(plan.universe), combine(plan.child, sql, members));
+      return ops.minus(sql(plan.universe), recurse(plan.child));
   }
 }
+
+const UIDS: SetAlgebra<RoaringBitmap32> = {
+  and: (a, b) => RoaringBitmap32.and(a, b),
+  or: (a, b) => RoaringBitmap32.or(a, b),
+  minus: (a, b) => RoaringBitmap32.andNot(a, b),
+};
 
 type Pair = { uids: RoaringBitmap32; unknown: Set<string> };
 
-/** As `combine`, for previews: users the directory does not know yet stay ids (members of no segment). */
-function combinePairs(plan: Plan, sql: (node: object) => Pair, members: (segmentId: string) => Pair): Pair {
-  const recurse = (p: Plan) => combinePairs(p, sql, members);
-  switch (plan.kind) {
-    case "sql":
-      return sql(plan);
-    case "member_of":
-      return members(plan.segmentId);
-    case "and":
-      return plan.children.map(recurse).reduce((a, b) => ({
-        uids: RoaringBitmap32.and(a.uids, b.uids),
-        unknown: new Set([...a.unknown].filter((id) => b.unknown.has(id))),
-      }));
-    case "or":
-      return plan.children
-        .map(recurse)
-        .reduce((a, b) => ({ uids: RoaringBitmap32.or(a.uids, b.uids), unknown: new Set([...a.unknown, ...b.unknown]) }));
-    case "not": {
-      const universe = sql(plan.universe);
-      const child = recurse(plan.child);
-      return {
-        uids: RoaringBitmap32.andNot(universe.uids, child.uids),
-        unknown: new Set([...universe.unknown].filter((id) => !child.unknown.has(id))),
-      };
-    }
-  }
-}
+/** For previews: users the directory does not know yet stay ids (they are members of no segment). */
+const PAIRS: SetAlgebra<Pair> = {
+  and: (a, b) => ({ uids: UIDS.and(a.uids, b.uids), unknown: new Set([...a.unknown].filter((id) => b.unknown.has(id))) }),
+  or: (a, b) => ({ uids: UIDS.or(a.uids, b.uids), unknown: new Set([...a.unknown, ...b.unknown]) }),
+  minus: (a, b) => ({ uids: UIDS.minus(a.uids, b.uids), unknown: new Set([...a.unknown].filter((id) => !b.unknown.has(id))) }),
+};
