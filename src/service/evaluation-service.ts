@@ -207,6 +207,8 @@ export class EvaluationService {
           if (uid === undefined) result.unknown.add(userId);
           else result.uids.add(uid);
         }
+        // As in MemberService.gather: a buffered result must not hold the event loop.
+        await new Promise((resolve) => setImmediate(resolve));
       });
       results.set(node, result);
     }
