@@ -34,3 +34,27 @@ export async function checkpoint(signal: AbortSignal | undefined): Promise<void>
   await new Promise((resolve) => setImmediate(resolve));
   throwIfOver(signal);
 }
+
+/**
+ * `promise`, or a rejection with the signal's reason if it aborts first — while `abortable()`
+ * holds (a caller may stop waiting for work that has not started, but not for work under way).
+ */
+export function untilAborted<T>(promise: Promise<T>, signal: AbortSignal, abortable: () => boolean = () => true): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => {
+      if (abortable()) reject(signal.reason);
+    };
+    if (signal.aborted) onAbort();
+    signal.addEventListener("abort", onAbort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener("abort", onAbort);
+        resolve(value);
+      },
+      (error: unknown) => {
+        signal.removeEventListener("abort", onAbort);
+        reject(error);
+      },
+    );
+  });
+}

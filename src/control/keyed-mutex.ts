@@ -1,4 +1,4 @@
-import { throwIfOver } from "./cancellation.js";
+import { throwIfOver, untilAborted } from "./cancellation.js";
 
 /**
  * Serializes async work per key: mutations on one segment run one at a time, in arrival order,
@@ -30,30 +30,10 @@ export class KeyedMutex {
     );
     this.tails.set(key, tail);
     try {
-      return await (signal === undefined ? current : untilAbortedWaiting(current, signal, () => started));
+      return await (signal === undefined ? current : untilAborted(current, signal, () => !started));
     } finally {
       // Drop the entry once nothing is queued behind us, so the map does not grow forever.
       if (this.tails.get(key) === tail) this.tails.delete(key);
     }
   }
-}
-
-/** `promise`, or a rejection with the signal's reason if it aborts before `started()`. */
-function untilAbortedWaiting<T>(promise: Promise<T>, signal: AbortSignal, started: () => boolean): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => {
-      if (!started()) reject(signal.reason);
-    };
-    signal.addEventListener("abort", onAbort, { once: true });
-    promise.then(
-      (value) => {
-        signal.removeEventListener("abort", onAbort);
-        resolve(value);
-      },
-      (error: unknown) => {
-        signal.removeEventListener("abort", onAbort);
-        reject(error);
-      },
-    );
-  });
 }

@@ -7,7 +7,7 @@ import { createRequire } from "node:module";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { Worker } from "node:worker_threads";
-import { checkpoint, throwIfOver } from "../control/cancellation.js";
+import { checkpoint, throwIfOver, untilAborted } from "../control/cancellation.js";
 import { KeyedMutex } from "../control/keyed-mutex.js";
 import { StartupError, UnavailableError } from "../errors.js";
 import { type DataDirLock, lockDataDir } from "./data-dir-lock.js";
@@ -125,23 +125,10 @@ export class PgliteDatabase implements Database {
       }
     }, signal);
     if (signal === undefined) return work;
-    // Abandoned work still settles later; nobody is waiting for it then.
+    // Abandoned work still settles later; nobody is waiting for it then. Read-only, so the
+    // caller may stop waiting even while it runs.
     work.catch(() => undefined);
-    return new Promise<CopyOut>((resolve, reject) => {
-      const onAbort = () => reject(signal.reason);
-      if (signal.aborted) return onAbort();
-      signal.addEventListener("abort", onAbort, { once: true });
-      work.then(
-        (out) => {
-          signal.removeEventListener("abort", onAbort);
-          resolve(out);
-        },
-        (error: unknown) => {
-          signal.removeEventListener("abort", onAbort);
-          reject(error);
-        },
-      );
-    });
+    return untilAborted(work, signal);
   }
 
   async close(): Promise<void> {
