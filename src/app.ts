@@ -35,6 +35,8 @@ export interface App {
   /** The port /healthz and /metrics are served on. */
   readonly httpPort: number;
   readonly server: GrpcServer;
+  /** Scheduled evaluations; its loop runs unless SCHEDULER_ENABLED=false (tests then call `tick`). */
+  readonly scheduler: Scheduler;
   /** Drains gRPC (up to the grace period), then closes the database. */
   close(): Promise<void>;
 }
@@ -93,7 +95,7 @@ export async function startApp(config: Config, log: Logger, clock: () => Date = 
     const segments = new SegmentService({ state, store, clock, locks, planQuery: (sql) => source.explain(sql, config.previewTimeoutMs) });
     const staging = new ImportStagingStore(db);
     const members = new MemberService({ state, store, staging, clock, locks, maxIdsPerCall: config.maxIdsPerCall });
-    const membership = new MembershipService(state, config.maxIdsPerCall);
+    const membership = new MembershipService(state, config.maxIdsPerCall, () => clock().getTime());
     const reads = new MemberReads(state, store);
     compactor = new Compactor({
       state,
@@ -125,8 +127,9 @@ export async function startApp(config: Config, log: Logger, clock: () => Date = 
       log,
       evaluate: async (id) => void (await evaluations.evaluate(id, "SCHEDULE")),
       listSegments: () => loaded.segments.values(),
+      onPlanned: (id, planned) => loaded.plannedRuns.set(id, planned),
     });
-    scheduler.start();
+    if (config.schedulerEnabled) scheduler.start();
     server.serve({ segments, members, reads, membership, state, events, evaluations });
     log.info({ host: config.grpcHost, port: grpcPort, httpPort: http.port, store: db.kind }, "serving gRPC");
     const opened = db;
@@ -136,6 +139,7 @@ export async function startApp(config: Config, log: Logger, clock: () => Date = 
       grpcPort,
       httpPort: http.port,
       server,
+      scheduler: schedules,
       close: async () => {
         await server.shutdown(config.shutdownGraceMs);
         await schedules.stop();

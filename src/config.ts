@@ -44,6 +44,8 @@ export interface Config {
   analyticsDatabaseUrl: string | undefined;
   /** Role analytics queries run as (SET LOCAL ROLE), ideally one that can only SELECT. */
   analyticsRole: string | undefined;
+  /** Whether this process runs scheduled evaluations (replicas that only serve may opt out). */
+  schedulerEnabled: boolean;
 }
 
 /** A variable that failed validation; main prints it and exits non-zero. */
@@ -84,6 +86,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     previewRowCap: integer(env, "PREVIEW_ROW_CAP", 1_000_000, 1, 100_000_000),
     analyticsDatabaseUrl: postgresUrl(env, "ANALYTICS_DATABASE_URL"),
     analyticsRole: nonEmpty(env.ANALYTICS_ROLE),
+    schedulerEnabled: boolean(env, "SCHEDULER_ENABLED", true),
   };
 }
 
@@ -113,6 +116,13 @@ function postgresUrl(env: NodeJS.ProcessEnv, name: string): string | undefined {
 
 function nonEmpty(value: string | undefined): string | undefined {
   return value === undefined || value.trim() === "" ? undefined : value;
+}
+
+function boolean(env: NodeJS.ProcessEnv, name: string, fallback: boolean): boolean {
+  const raw = nonEmpty(env[name]);
+  if (raw === undefined) return fallback;
+  if (raw === "true" || raw === "false") return raw === "true";
+  throw new ConfigError(`${name} must be true or false; got ${JSON.stringify(raw)}`);
 }
 
 function integer(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number, max: number): number {

@@ -51,6 +51,8 @@ export interface Segment {
   updatedAt: Date;
   archivedAt: Date | null;
   lastEvaluation: EvaluationSummary | null;
+  /** Start of the latest successful evaluation (any trigger); null if none. Staleness counts from it. */
+  lastSuccessAt: Date | null;
 }
 
 /** What caused a membership change, kept in the change log. */

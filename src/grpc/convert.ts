@@ -16,7 +16,11 @@ import type * as model from "../model.js";
 import { checkQueryLimits } from "../query/query-limits.js";
 
 /** The wire form of a segment. EVERYONE counts every user the directory knows. */
-export function segmentToProto(segment: model.Segment, directorySize: number): MessageInitShape<typeof SegmentSchema> {
+export function segmentToProto(
+  segment: model.Segment,
+  directorySize: number,
+  freshness: { stale: boolean; nextEvaluationAt: Date | null },
+): MessageInitShape<typeof SegmentSchema> {
   return {
     id: segment.id,
     name: segment.name,
@@ -32,6 +36,8 @@ export function segmentToProto(segment: model.Segment, directorySize: number): M
     updateTime: timestampFromDate(segment.updatedAt),
     archiveTime: segment.archivedAt === null ? undefined : timestampFromDate(segment.archivedAt),
     lastEvaluation: segment.lastEvaluation === null ? undefined : evaluationToProto(segment.lastEvaluation),
+    stale: freshness.stale,
+    nextEvaluationTime: freshness.nextEvaluationAt === null ? undefined : timestampFromDate(freshness.nextEvaluationAt),
   };
 }
 

@@ -14,11 +14,12 @@ export function membershipHandlers(service: MembershipService): ServiceHandlers<
         member: answer.member,
         version: BigInt(answer.version),
         versionTime: timestamp(answer.versionAt),
+        stale: answer.stale,
       })),
     }),
     batchCheckMembership: (req) => {
       const answer = service.batchCheckMembership(req.segmentId, req.userIds);
-      return { members: answer.members, version: BigInt(answer.version), versionTime: timestamp(answer.versionAt) };
+      return { members: answer.members, version: BigInt(answer.version), versionTime: timestamp(answer.versionAt), stale: answer.stale };
     },
     listUserSegments: unimplemented("ListUserSegments"),
     countAudience: unimplemented("CountAudience"),

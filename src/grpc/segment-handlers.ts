@@ -33,7 +33,8 @@ export function segmentHandlers({
   events,
 }: SegmentHandlerDeps): ServiceHandlers<typeof SegmentServiceDesc> {
   const vetQuery = (query: Parameters<SegmentService["vetQuery"]>[1], field: string) => segments.vetQuery(undefined, query, field);
-  const wire = (segment: Segment) => ({ segment: segmentToProto(segment, state.directory.size) });
+  const toProto = (segment: Segment) => segmentToProto(segment, state.directory.size, segments.freshness(segment));
+  const wire = (segment: Segment) => ({ segment: toProto(segment) });
   return {
     createSegment: async (req, ctx) =>
       wire(
@@ -59,7 +60,7 @@ export function segmentHandlers({
         status: statusFromProto(req.status, "status"),
         nameContains: req.nameContains,
       });
-      return { segments: page.segments.map((s) => segmentToProto(s, state.directory.size)), nextPageToken: page.nextPageToken };
+      return { segments: page.segments.map(toProto), nextPageToken: page.nextPageToken };
     },
     updateSegment: async (req, ctx) => {
       if (req.segment?.id !== undefined && req.segment.id !== "" && req.segment.id !== req.segmentId) {

@@ -45,6 +45,8 @@ export interface SchedulerDeps {
   evaluate: (segmentId: string, trigger: "SCHEDULE") => Promise<void>;
   /** The segments this process knows (its in-memory state); only these are armed and run here. */
   listSegments: () => Iterable<ScheduledSegment>;
+  /** Told each segment's stored next run (and the schedule key it belongs to) after every pass and run. */
+  onPlanned?: (id: string, planned: { key: string | null; nextRunAt: Date | null }) => void;
   policy?: Partial<SchedulePolicy>;
   /** Longest sleep of the production loop between passes (default 30 s). */
   maxSleepMs?: number;
@@ -132,11 +134,13 @@ export class Scheduler {
         result.started.push(id);
         this.startRun(id, decision.runningSince);
       }
-      if ((decision.kind === "skip" || decision.kind === "run") && decision.nextRunAt !== null) {
-        if (earliest === null || decision.nextRunAt < earliest) earliest = decision.nextRunAt;
+      if (decision.kind === "skip" || decision.kind === "run") {
+        stored.set(id, { ...entry, nextRunAt: decision.nextRunAt });
+        if (decision.nextRunAt !== null && (earliest === null || decision.nextRunAt < earliest)) earliest = decision.nextRunAt;
       }
     }
     this.earliest = earliest;
+    for (const entry of stored.values()) this.deps.onPlanned?.(entry.id, { key: entry.armed, nextRunAt: entry.nextRunAt });
     return result;
   }
 
@@ -195,7 +199,12 @@ export class Scheduler {
       this.deps.log.warn({ segmentId: id, err: cause }, "scheduled evaluation failed");
     }
     try {
-      const settled = await this.deps.store.finish(id, (row) => settleRun(row, runningSince, { error }, this.deps.clock(), this.policy));
+      let key: string | null = null;
+      const settled = await this.deps.store.finish(id, (row) => {
+        key = row.armed;
+        return settleRun(row, runningSince, { error }, this.deps.clock(), this.policy);
+      });
+      if (settled !== null) this.deps.onPlanned?.(id, { key, nextRunAt: settled.nextRunAt });
       if (settled !== null && settled.failures > 0) {
         this.deps.log.info({ segmentId: id, failures: settled.failures, retryAt: settled.nextRunAt }, "scheduled evaluation backs off");
       }

@@ -13,8 +13,15 @@ import { QuerySchema } from "../gen/segments/v1/segment_pb.js";
 import { RoaringBitmap32 } from "../index/roaring.js";
 import type { EvaluationSummary, QueryDefinition, Segment } from "../model.js";
 import { compileFilter, type EventsSchema, type Plan } from "../query/filter-compiler.js";
-import type { EvaluationStore, EvaluationTriggerName, StoredEvaluation } from "../store/evaluation-store.js";
-import { type ChangeKind, GatheredIds, type MemberChangeResult, type MemberService, QUERY_KINDS } from "./member-service.js";
+import type { EvaluationRecord, EvaluationStore, EvaluationTriggerName, StoredEvaluation } from "../store/evaluation-store.js";
+import {
+  type ChangeKind,
+  GatheredIds,
+  type MemberChangeResult,
+  type MemberService,
+  QUERY_KINDS,
+  type WithinCommit,
+} from "./member-service.js";
 import { signPageToken, tokenInteger, verifyPageToken } from "./page-token.js";
 import type { SegmentState } from "./segment-state.js";
 
@@ -78,15 +85,23 @@ export class EvaluationService {
     const startedAt = this.deps.clock();
     const started = performance.now();
     const timeZone = segment.schedule?.timeZone ?? "UTC";
+    // A success is recorded in the transaction that commits its version: history, last_evaluation
+    // and last_success_at (staleness) can never disagree with the membership, even across a crash.
+    let succeeded: EvaluationSummary | undefined;
+    const recordSuccess: WithinCommit = async (tx, result) => {
+      succeeded = summaryOf(trigger, startedAt, performance.now() - started, result, null);
+      await this.deps.evaluations.record(tx, recordOf(id, succeeded, "SUCCEEDED"));
+      const before = this.deps.state.segments.get(id)?.lastSuccessAt ?? null;
+      return { lastEvaluation: succeeded, lastSuccessAt: before !== null && before > startedAt ? before : startedAt };
+    };
     try {
-      const result = await this.apply(id, kind, "REPLACE", segment.query as QueryDefinition, startedAt, timeZone, signal);
-      const summary = summaryOf(trigger, startedAt, performance.now() - started, result, null);
-      await this.record(segment, summary, "SUCCEEDED");
-      return summary;
+      const result = await this.apply(id, kind, "REPLACE", segment.query as QueryDefinition, startedAt, timeZone, signal, recordSuccess);
+      return succeeded ?? summaryOf(trigger, startedAt, performance.now() - started, result, null);
     } catch (error: unknown) {
+      if (succeeded !== undefined) throw error; // committed: the run is recorded as it was
       const current = this.deps.state.segments.get(id) ?? segment;
       const failed = summaryOf(trigger, startedAt, performance.now() - started, failedResult(current), reasonOf(error));
-      await this.record(current, failed, "FAILED").catch(() => undefined);
+      await this.recordFailure(current, failed).catch(() => undefined);
       throw error;
     }
   }
@@ -155,12 +170,20 @@ export class EvaluationService {
     at: Date,
     timeZone: string,
     signal: AbortSignal | undefined,
+    withinCommit?: WithinCommit,
   ): Promise<MemberChangeResult> {
     const plan = this.plan(query, at, timeZone);
     const options = { timeoutMs: this.deps.limits.timeoutMs, rowCap: this.deps.limits.rowCap, signal };
     const { members, runner } = this.deps;
     if (plan.kind === "sql")
-      return members.applyIdSet(id, kind, mode, signal, (gather) => runner.runUserIdQuery(plan, options, gather).then(() => undefined));
+      return members.applyIdSet(
+        id,
+        kind,
+        mode,
+        signal,
+        (gather) => runner.runUserIdQuery(plan, options, gather).then(() => undefined),
+        withinCommit,
+      );
     // member_of leaves are combined in memory: every SQL part gathers its own set, and the sets
     // are resolved to uids inside the final transaction, then combined with the other segments.
     const sets = new Map<object, GatheredIds>();
@@ -186,6 +209,7 @@ export class EvaluationService {
           );
         },
         signal,
+        withinCommit,
       );
     } finally {
       for (const set of sets.values()) await members.discard(set);
@@ -253,23 +277,16 @@ export class EvaluationService {
     return all;
   }
 
-  /** Writes the run to the history and, in memory and store, as the segment's last evaluation. */
-  private async record(segment: Segment, summary: EvaluationSummary, status: "SUCCEEDED" | "FAILED"): Promise<void> {
-    await this.deps.evaluations.record(this.deps.evaluations.db, {
-      segmentId: segment.id,
-      trigger: summary.trigger,
-      status,
-      startedAt: summary.startedAt,
-      durationMs: summary.durationMs,
-      added: summary.added,
-      removed: summary.removed,
-      total: summary.total,
-      version: summary.version,
-      error: summary.error,
-    });
+  /** Writes a failed run to the history and, in memory and store, as the segment's last evaluation. */
+  private async recordFailure(segment: Segment, summary: EvaluationSummary): Promise<void> {
+    await this.deps.evaluations.record(this.deps.evaluations.db, recordOf(segment.id, summary, "FAILED"));
     const current = this.deps.state.segments.get(segment.id);
     if (current !== undefined) this.deps.state.segments.set(segment.id, { ...current, lastEvaluation: summary });
   }
+}
+
+function recordOf(segmentId: string, summary: EvaluationSummary, status: "SUCCEEDED" | "FAILED"): EvaluationRecord {
+  return { segmentId, status, ...summary };
 }
 
 function summaryOf(

@@ -66,6 +66,13 @@ interface Computed {
   newUids?: RoaringBitmap32;
 }
 
+/**
+ * Runs inside a change's transaction, after its version is appended (if it changes anything):
+ * rows that must commit with the change, such as the evaluation run that made it. Returns the
+ * segment fields those rows changed, published in memory with the membership after COMMIT.
+ */
+export type WithinCommit = (tx: Queryable, outcome: MemberChangeResult) => Promise<Partial<Segment>>;
+
 /** Computes a change's delta from the segment and its current bitmap, inside the transaction. */
 type Compute = (segment: Segment, current: RoaringBitmap32, tx: Queryable) => Promise<Computed>;
 
@@ -173,6 +180,7 @@ export class MemberService {
     mode: ImportMode,
     signal: AbortSignal | undefined,
     feed: (gather: (ids: readonly string[]) => Promise<void>) => Promise<void>,
+    withinCommit?: WithinCommit,
   ): Promise<MemberChangeResult> {
     checkMembersEditable(this.deps.state.require(id), kind);
     const set = new GatheredIds();
@@ -191,6 +199,7 @@ export class MemberService {
           return { requested: named, delta, newUids };
         },
         signal,
+        withinCommit,
       );
     } finally {
       // The commit deleted its staged rows; a failed change must not leave any behind.
@@ -211,6 +220,7 @@ export class MemberService {
     sets: readonly GatheredIds[],
     target: (resolved: RoaringBitmap32[]) => RoaringBitmap32,
     signal: AbortSignal | undefined,
+    withinCommit?: WithinCommit,
   ): Promise<MemberChangeResult> {
     checkMembersEditable(this.deps.state.require(id), kind);
     return this.change(
@@ -226,6 +236,7 @@ export class MemberService {
         return { requested: uids.size + (mode === "REPLACE" ? delta.removed.size : 0), delta, newUids };
       },
       signal,
+      withinCommit,
     );
   }
 
@@ -327,14 +338,20 @@ export class MemberService {
    * when it changes anything, append it as the next version; after COMMIT, publish the bitmap
    * and enter new users in the directory. A change that changes nothing writes no version.
    */
-  private async change(id: string, kind: ChangeKind, compute: Compute, signal?: AbortSignal): Promise<MemberChangeResult> {
+  private async change(
+    id: string,
+    kind: ChangeKind,
+    compute: Compute,
+    signal?: AbortSignal,
+    withinCommit?: WithinCommit,
+  ): Promise<MemberChangeResult> {
     const { state, store, locks } = this.deps;
     state.require(id);
     return locks.run(
       id,
       async () => {
         try {
-          return await this.changeLocked(id, kind, compute, signal);
+          return await this.changeLocked(id, kind, compute, signal, withinCommit);
         } catch (error: unknown) {
           if (!(error instanceof VersionConflictError)) throw error;
           await catchUp(store, state, id);
@@ -346,43 +363,52 @@ export class MemberService {
   }
 
   /** The body of `change`, run under the segment's lock. */
-  private async changeLocked(id: string, kind: ChangeKind, compute: Compute, signal: AbortSignal | undefined): Promise<MemberChangeResult> {
+  private async changeLocked(
+    id: string,
+    kind: ChangeKind,
+    compute: Compute,
+    signal: AbortSignal | undefined,
+    withinCommit: WithinCommit | undefined,
+  ): Promise<MemberChangeResult> {
     const { state, store } = this.deps;
     const segment = state.require(id);
     checkMembersEditable(segment, kind);
     const current = state.bitmaps.get(id);
-    const { computed, next, bytes, at } = await store.transaction(async (tx) => {
+    const { computed, next, bytes, at, result, patch } = await store.transaction(async (tx) => {
       const computed = await compute(segment, current, tx);
       const { delta } = computed;
       const at = this.deps.clock();
-      if (delta.added.size === 0 && delta.removed.size === 0) return { computed, next: undefined, bytes: 0, at };
-      const next = applyDelta(current, delta);
-      const added = encodeBitmap(delta.added);
-      const removed = encodeBitmap(delta.removed);
-      await store.appendChange(tx, {
-        segmentId: id,
-        version: segment.version + 1,
-        added,
-        removed,
-        addedCount: delta.added.size,
-        removedCount: delta.removed.size,
-        memberCount: next.size,
-        trigger: kind.trigger,
-        at,
-      });
-      return { computed, next, bytes: added.byteLength + removed.byteLength, at };
+      const changes = delta.added.size > 0 || delta.removed.size > 0;
+      const next = changes ? applyDelta(current, delta) : undefined;
+      let bytes = 0;
+      if (next !== undefined) {
+        const added = encodeBitmap(delta.added);
+        const removed = encodeBitmap(delta.removed);
+        bytes = added.byteLength + removed.byteLength;
+        await store.appendChange(tx, {
+          segmentId: id,
+          version: segment.version + 1,
+          added,
+          removed,
+          addedCount: delta.added.size,
+          removedCount: delta.removed.size,
+          memberCount: next.size,
+          trigger: kind.trigger,
+          at,
+        });
+      }
+      const result = outcomeOf(computed, next === undefined ? segment.version : segment.version + 1, next?.size ?? segment.memberCount);
+      const patch = withinCommit === undefined ? {} : await withinCommit(tx, result);
+      return { computed, next, bytes, at, result, patch };
     }, signal);
-    let published = segment;
     if (next !== undefined) {
-      published = { ...segment, version: segment.version + 1, versionAt: at, memberCount: next.size };
-      state.publishMembership(published, next, bytes);
+      state.publishMembership({ ...segment, ...patch, version: result.version, versionAt: at, memberCount: next.size }, next, bytes);
+    } else if (withinCommit !== undefined) {
+      state.segments.set(id, { ...segment, ...patch });
     }
     // After publishing: the version is committed, so memory must move on even if this fails.
     await this.enterNewUsers(computed);
-    const added = computed.delta.added.size;
-    const removed = computed.delta.removed.size;
-    const unchanged = Math.max(0, computed.requested - added - removed);
-    return { added, removed, unchanged, version: published.version, memberCount: published.memberCount };
+    return result;
   }
 
   /** Adds the users a committed change created to the directory. */
@@ -390,6 +416,13 @@ export class MemberService {
     for (const user of computed.newUsers ?? []) this.deps.state.directory.add(user.uid, user.external_id);
     if (computed.newUids !== undefined) await readBackUsers(this.deps.store, this.deps.state, computed.newUids);
   }
+}
+
+/** What a change reports: its counts, version and member count after it. */
+function outcomeOf(computed: Computed, version: number, memberCount: number): MemberChangeResult {
+  const added = computed.delta.added.size;
+  const removed = computed.delta.removed.size;
+  return { added, removed, unchanged: Math.max(0, computed.requested - added - removed), version, memberCount };
 }
 
 function checkMembersEditable(segment: Segment, { operation, types, statuses = EDITABLE_MEMBERS }: ChangeKind): void {

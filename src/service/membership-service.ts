@@ -4,6 +4,7 @@
  */
 import { FailedPreconditionError, InvalidArgumentError } from "../errors.js";
 import type { Segment } from "../model.js";
+import { isStale } from "../schedule/staleness.js";
 import type { SegmentState } from "./segment-state.js";
 import { checkUserId, checkUserIds } from "./validation.js";
 
@@ -15,6 +16,8 @@ export interface MembershipAnswer {
   member: boolean;
   version: number;
   versionAt: Date | null;
+  /** The segment is DYNAMIC and its scheduled evaluation is overdue (see staleness.ts). */
+  stale: boolean;
 }
 
 /** One segment's answers for many users, from a single membership version. */
@@ -22,6 +25,7 @@ export interface BatchAnswer {
   members: boolean[];
   version: number;
   versionAt: Date | null;
+  stale: boolean;
 }
 
 /** Membership questions answered from the in-memory bitmaps. */
@@ -29,6 +33,8 @@ export class MembershipService {
   constructor(
     private readonly state: SegmentState,
     private readonly maxIdsPerCall: number,
+    /** Milliseconds since the epoch; the stale flag is judged against it. */
+    private readonly now: () => number = Date.now,
   ) {}
 
   /** Is `userId` in each of `segmentIds`? Answers in request order. */
@@ -42,10 +48,11 @@ export class MembershipService {
       );
     }
     const uid = this.state.directory.lookup(userId);
+    const now = this.now();
     return segmentIds.map((segmentId, i) => {
       const segment = this.servable(segmentId, `segment_ids[${i}]`);
       const member = segment.type === "EVERYONE" || (uid !== undefined && this.state.bitmaps.get(segmentId).has(uid));
-      return { segmentId, member, version: segment.version, versionAt: segment.versionAt };
+      return { segmentId, member, version: segment.version, versionAt: segment.versionAt, stale: isStale(segment, now) };
     });
   }
 
@@ -62,7 +69,7 @@ export class MembershipService {
       const uid = directory.lookup(userId);
       return uid !== undefined && bitmap.has(uid);
     });
-    return { members, version: segment.version, versionAt: segment.versionAt };
+    return { members, version: segment.version, versionAt: segment.versionAt, stale: isStale(segment, this.now()) };
   }
 
   /** The segment if the hot path may answer for it: ACTIVE or PAUSED. */

@@ -13,7 +13,7 @@ import { newSegmentId } from "./ids.js";
 import { nextStatus, type Transition, transitionAction } from "./lifecycle.js";
 import { type ListSegmentsPage, type ListSegmentsQuery, listSegmentsPage } from "./list-segments.js";
 import { decodeHistoryToken, encodeHistoryToken, type HistoryPage, historyPageSize } from "./segment-history.js";
-import type { SegmentState } from "./segment-state.js";
+import type { Freshness, SegmentState } from "./segment-state.js";
 import { checkQuery, checkSchedule, validDescription, validName } from "./validation.js";
 
 /** A segment's editable definition. */
@@ -73,6 +73,11 @@ export class SegmentService {
   /** The segment with `id`. */
   getSegment(id: string): Segment {
     return this.deps.state.require(id);
+  }
+
+  /** How fresh `segment` is now: the `stale` flag and its next scheduled evaluation. */
+  freshness(segment: Segment): Freshness {
+    return this.deps.state.freshness(segment, this.deps.clock());
   }
 
   /** One page of segments in creation order. */
@@ -211,6 +216,7 @@ export function newSegment(definition: SegmentDefinition & { type: SegmentType }
     updatedAt: now,
     archivedAt: null,
     lastEvaluation: null,
+    lastSuccessAt: null,
   };
 }
 

@@ -9,12 +9,26 @@ import { RoaringBitmap32 } from "../index/roaring.js";
 import { SegmentBitmaps } from "../index/segment-bitmaps.js";
 import { UserDirectory } from "../index/user-directory.js";
 import type { Segment } from "../model.js";
+import { desiredKey } from "../schedule/schedule-policy.js";
+import { isStale, nextEvaluationTime } from "../schedule/staleness.js";
 import { loadPageTokenSecret } from "../store/page-token-secret.js";
 import type { SegmentStore } from "../store/segment-store.js";
 import { checkSegmentId } from "./validation.js";
 import { replayTo } from "./versions.js";
 
 const PAGE = 50_000;
+
+/** A scheduled run as stored: when, and under which schedule key (see schedule-policy.ts). */
+export interface PlannedRun {
+  key: string | null;
+  nextRunAt: Date | null;
+}
+
+/** What a segment's answers say about its freshness. */
+export interface Freshness {
+  stale: boolean;
+  nextEvaluationAt: Date | null;
+}
 
 /** The in-memory view of every segment. */
 export class SegmentState {
@@ -23,6 +37,11 @@ export class SegmentState {
   readonly directory = new UserDirectory();
   /** Per segment: changes written since its newest snapshot (count, bytes), for compaction. */
   readonly unsnapshotted = new Map<string, { count: number; bytes: number }>();
+  /**
+   * Per armed segment: the next_run_at the scheduler last saw in the database and the schedule it
+   * was computed for — the truth for next_evaluation_time during catch-up or backoff.
+   */
+  readonly plannedRuns = new Map<string, PlannedRun>();
 
   /** `pageTokenSecret` is the database's key: tokens verify on every replica and after a restart. */
   constructor(readonly pageTokenSecret: Uint8Array) {}
@@ -33,6 +52,13 @@ export class SegmentState {
     this.segments.set(segment.id, segment);
     const log = this.unsnapshotted.get(segment.id) ?? { count: 0, bytes: 0 };
     this.unsnapshotted.set(segment.id, { count: log.count + 1, bytes: log.bytes + changeBytes });
+  }
+
+  /** How fresh `segment` is at `now`: the `stale` flag and when its next scheduled evaluation is due. */
+  freshness(segment: Segment, now: Date): Freshness {
+    const planned = this.plannedRuns.get(segment.id);
+    const pending = planned !== undefined && planned.key === desiredKey(segment) ? planned.nextRunAt : null;
+    return { stale: isStale(segment, now.getTime()), nextEvaluationAt: nextEvaluationTime(segment, now, pending) };
   }
 
   /** The segment with `id`; InvalidArgumentError for a malformed id, NotFoundError for an unknown one. */

@@ -52,18 +52,35 @@ export class EvaluationStore {
   constructor(readonly db: Database) {}
 
   /**
-   * Appends one run on `q` (a transaction, or the database) and returns its seq. A SUCCEEDED run
-   * also advances segments.last_success_at, in the same statement, which staleness reads.
+   * Appends one run on `q` (a transaction, or the database) and returns its seq. A SUCCEEDED or
+   * FAILED run also becomes the segment's last_evaluation, and a SUCCEEDED one advances
+   * last_success_at (which staleness reads), in the same statement.
    */
   async record(q: Queryable, row: EvaluationRecord): Promise<number> {
+    const durationMs = Math.max(0, Math.round(row.durationMs));
+    const summary =
+      row.status === "SKIPPED"
+        ? null
+        : JSON.stringify({
+            trigger: row.trigger,
+            startedAt: row.startedAt,
+            durationMs,
+            added: row.added,
+            removed: row.removed,
+            total: row.total,
+            error: row.error,
+            version: row.version,
+          });
     const rows = await q.query<{ seq: number }>(
       `WITH inserted AS (
          INSERT INTO evaluations (segment_id, trigger, status, started_at, duration_ms, added, removed, total, version, error)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
          RETURNING seq
-       ), succeeded AS (
-         UPDATE segments SET last_success_at = GREATEST(last_success_at, $4)
-         WHERE id = $1 AND $3 = 'SUCCEEDED'
+       ), latest AS (
+         UPDATE segments
+         SET last_evaluation = $11::jsonb,
+             last_success_at = CASE WHEN $3 = 'SUCCEEDED' THEN GREATEST(last_success_at, $4) ELSE last_success_at END
+         WHERE id = $1 AND $3 <> 'SKIPPED'
        )
        SELECT seq FROM inserted`,
       [
@@ -71,12 +88,13 @@ export class EvaluationStore {
         row.trigger,
         row.status,
         row.startedAt,
-        Math.max(0, Math.round(row.durationMs)),
+        durationMs,
         row.added,
         row.removed,
         row.total,
         row.version,
         row.error,
+        summary,
       ],
     );
     const seq = rows[0]?.seq;

@@ -32,6 +32,7 @@ interface SegmentRow {
   updated_at: Date;
   archived_at: Date | null;
   last_evaluation: (Omit<EvaluationSummary, "startedAt"> & { startedAt: string }) | null;
+  last_success_at: Date | null;
 }
 
 /** One row of the change log, as written. */
@@ -74,7 +75,7 @@ export interface UserRow {
 export class VersionConflictError extends Error {}
 
 const SEGMENT_COLUMNS = `id, name, description, type, status, query, schedule_cron, schedule_time_zone,
-  member_count, version, version_at, created_at, updated_at, archived_at, last_evaluation`;
+  member_count, version, version_at, created_at, updated_at, archived_at, last_evaluation, last_success_at`;
 
 /** Persistence for segments, the user directory and the membership change log. */
 export class SegmentStore {
@@ -96,7 +97,7 @@ export class SegmentStore {
     try {
       await this.db.transaction(async (tx) => {
         await tx.query(
-          `INSERT INTO segments (${SEGMENT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
+          `INSERT INTO segments (${SEGMENT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`,
           Object.values(segmentParams(segment)),
         );
         await appendHistory(tx, segment.id, entry);
@@ -106,27 +107,18 @@ export class SegmentStore {
     }
   }
 
-  /** Writes a segment's definition and status with the audit entry that explains it. */
+  /**
+   * Writes a segment's definition and status with the audit entry that explains it. Membership
+   * counters and the evaluation fields are not written here: their own writers own them.
+   */
   async updateSegment(segment: Segment, entry: HistoryEntry, signal?: AbortSignal): Promise<void> {
     const p = segmentParams(segment);
     try {
       await this.db.transaction(async (tx) => {
         await tx.query(
           `UPDATE segments SET name = $2, description = $3, type = $4, status = $5, query = $6, schedule_cron = $7,
-             schedule_time_zone = $8, updated_at = $9, archived_at = $10, last_evaluation = $11 WHERE id = $1`,
-          [
-            p.id,
-            p.name,
-            p.description,
-            p.type,
-            p.status,
-            p.query,
-            p.schedule_cron,
-            p.schedule_time_zone,
-            p.updated_at,
-            p.archived_at,
-            p.last_evaluation,
-          ],
+             schedule_time_zone = $8, updated_at = $9, archived_at = $10 WHERE id = $1`,
+          [p.id, p.name, p.description, p.type, p.status, p.query, p.schedule_cron, p.schedule_time_zone, p.updated_at, p.archived_at],
         );
         await appendHistory(tx, segment.id, entry);
       }, signal);
@@ -321,6 +313,7 @@ function segmentParams(s: Segment) {
     updated_at: s.updatedAt,
     archived_at: s.archivedAt,
     last_evaluation: s.lastEvaluation === null ? null : JSON.stringify(s.lastEvaluation),
+    last_success_at: s.lastSuccessAt,
   };
 }
 
@@ -340,6 +333,7 @@ function toSegment(row: SegmentRow): Segment {
     updatedAt: row.updated_at,
     archivedAt: row.archived_at,
     lastEvaluation: row.last_evaluation === null ? null : { ...row.last_evaluation, startedAt: new Date(row.last_evaluation.startedAt) },
+    lastSuccessAt: row.last_success_at,
   };
 }
 

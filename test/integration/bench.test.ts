@@ -84,8 +84,13 @@ describe("npm run bench", () => {
       ]),
     );
     for (const row of result.rows) {
-      expect(row.ours, `${row.scenario} ${row.figure}`).toBeGreaterThan(0);
-      expect(row.baselineValue, `${row.scenario} ${row.figure} vs ${row.baseline}`).toBeGreaterThan(0);
+      // Memory growth of a few thousand users is below the allocator's and the GC's granularity:
+      // it can come out at zero or below. Those rows must hold numbers; the rest must be positive.
+      const least = /growth/.test(`${row.figure} ${row.baseline}`) ? Number.NEGATIVE_INFINITY : 0;
+      expect(Number.isFinite(row.ours), `${row.scenario} ${row.figure}`).toBe(true);
+      expect(Number.isFinite(row.baselineValue), `${row.scenario} ${row.figure} vs ${row.baseline}`).toBe(true);
+      expect(row.ours, `${row.scenario} ${row.figure}`).toBeGreaterThan(least);
+      expect(row.baselineValue, `${row.scenario} ${row.figure} vs ${row.baseline}`).toBeGreaterThan(least);
     }
     expect(result.dataset).toMatchObject({ users: 3000 });
     expect(stdout).toContain("| check | p50 latency, 1 in flight |");

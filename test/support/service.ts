@@ -29,9 +29,10 @@ export async function startService(
   store: TestStore,
   env: Record<string, string> = {},
   log: Logger = createLogger({ level: process.env.TEST_LOG_LEVEL ?? "silent" }),
+  clock?: () => Date,
 ): Promise<TestService> {
   const config = loadConfig({ GRPC_PORT: "0", HTTP_PORT: "0", SHUTDOWN_GRACE_MS: "2000", ...store.env, ...env });
-  const app = await startApp(config, log);
+  const app = await startApp(config, log, clock);
   const address = `127.0.0.1:${app.grpcPort}`;
   const segments = createClient(SegmentService, address);
   const membership = createClient(MembershipService, address);

@@ -23,6 +23,7 @@ const segment = (n: number, name: string, status: Segment["status"] = "ACTIVE", 
   updatedAt: at,
   archivedAt: null,
   lastEvaluation: null,
+  lastSuccessAt: null,
 });
 const all = [segment(3, "Gamma"), segment(1, "Alpha"), segment(2, "Beta", "ARCHIVED"), segment(4, "Delta", "DRAFT")];
 const query = (over: Partial<ListSegmentsQuery> = {}): ListSegmentsQuery => ({

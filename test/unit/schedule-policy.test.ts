@@ -1,7 +1,7 @@
 /** The scheduler's pure rules: due decisions, settlement and backoff, staleness. */
 import { describe, expect, it } from "vitest";
 import { backoffMs, DEFAULT_SCHEDULE_POLICY, decideDue, scheduleKey, settleRun } from "../../src/schedule/schedule-policy.js";
-import { isStale, nextEvaluationTime } from "../../src/schedule/staleness.js";
+import { type FreshnessSegment, isStale, nextEvaluationTime, staleFrom } from "../../src/schedule/staleness.js";
 import type { ScheduleRow } from "../../src/store/schedule-store.js";
 
 const policy = DEFAULT_SCHEDULE_POLICY;
@@ -87,33 +87,68 @@ describe("settleRun and backoff", () => {
 });
 
 describe("staleness", () => {
-  const segment = {
+  const segment: FreshnessSegment = {
     id: "s",
-    type: "DYNAMIC" as const,
-    status: "ACTIVE" as const,
+    type: "DYNAMIC",
+    status: "ACTIVE",
     schedule: { cron: "0 * * * *", timeZone: "UTC" },
     updatedAt: at("2026-01-01T08:30:00Z"),
+    lastSuccessAt: null,
   };
-  const grace = 5 * 60_000;
+  const stale = (last: string | null, now: string, over: Partial<FreshnessSegment> = {}) =>
+    isStale({ ...segment, ...over, lastSuccessAt: last === null ? null : at(last) }, at(now).getTime());
 
   it.each([
-    { name: "fresh: the 10:00 run succeeded", last: "2026-01-01T10:00:01Z", now: "2026-01-01T10:30:00Z", stale: false },
-    { name: "within grace of the 10:00 run", last: "2026-01-01T09:00:01Z", now: "2026-01-01T10:04:59Z", stale: false },
-    { name: "10:00 run not succeeded past grace", last: "2026-01-01T09:00:01Z", now: "2026-01-01T10:05:00Z", stale: true },
-    { name: "never succeeded, a run was due", last: null, now: "2026-01-01T09:10:00Z", stale: true },
-    { name: "no run due since the schedule was set", last: null, now: "2026-01-01T08:50:00Z", stale: false },
-  ])("$name → $stale", ({ last, now, stale }) => {
-    expect(isStale(segment, last === null ? null : at(last), at(now), grace)).toBe(stale);
+    { name: "fresh: the 10:00 run succeeded", last: "2026-01-01T10:00:01Z", now: "2026-01-01T10:30:00Z", want: false },
+    {
+      name: "10:00 run not succeeded, overdue by less than an interval",
+      last: "2026-01-01T09:00:01Z",
+      now: "2026-01-01T10:59:59Z",
+      want: false,
+    },
+    {
+      name: "10:00 run not succeeded by 11:00: overdue by an interval",
+      last: "2026-01-01T09:00:01Z",
+      now: "2026-01-01T11:00:00Z",
+      want: true,
+    },
+    { name: "a success exactly at a fire covers that fire", last: "2026-01-01T10:00:00Z", now: "2026-01-01T10:59:59Z", want: false },
+    { name: "never succeeded: the 09:00 run is due, not yet overdue", last: null, now: "2026-01-01T09:59:59Z", want: false },
+    { name: "never succeeded: stale from 10:00", last: null, now: "2026-01-01T10:00:00Z", want: true },
+    {
+      name: "a success before the schedule was set does not count against it",
+      last: "2025-12-01T00:00:00Z",
+      now: "2026-01-01T09:30:00Z",
+      want: false,
+    },
+  ])("$name → $want", ({ last, now, want }) => {
+    expect(stale(last, now)).toBe(want);
+  });
+
+  it("counts intervals on the wall clock: every 6 hours in Europe/Berlin across the spring change", () => {
+    const berlin = { schedule: { cron: "0 */6 * * *", timeZone: "Europe/Berlin" }, updatedAt: at("2026-03-28T00:00:00Z") };
+    // Last success 06:00 CET on 28 March (05:00Z); the 12:00 run failed; the next fire is 18:00 CET = 17:00Z.
+    expect(staleFrom({ ...segment, ...berlin, lastSuccessAt: at("2026-03-28T05:00:00Z") })).toEqual(at("2026-03-28T17:00:00Z"));
+    // Across the change (29 March, 02:00 → 03:00): 00:00 CET = 23:00Z, 06:00 CEST = 04:00Z.
+    expect(staleFrom({ ...segment, ...berlin, lastSuccessAt: at("2026-03-28T17:00:00Z") })).toEqual(at("2026-03-29T04:00:00Z"));
+  });
+
+  it("memoizes per segment object: a replaced segment is judged afresh", () => {
+    const s1 = { ...segment, lastSuccessAt: null };
+    expect(isStale(s1, at("2026-01-01T12:00:00Z").getTime())).toBe(true);
+    const s2 = { ...s1, lastSuccessAt: at("2026-01-01T11:59:00Z") };
+    expect(isStale(s2, at("2026-01-01T12:00:00Z").getTime())).toBe(false);
+    expect(isStale(s1, at("2026-01-01T12:00:00Z").getTime())).toBe(true);
   });
 
   it.each(["PAUSED", "DRAFT", "ARCHIVED"] as const)("a %s segment is never stale and has no next evaluation", (status) => {
-    expect(isStale({ ...segment, status }, null, at("2026-01-02T00:00:00Z"), grace)).toBe(false);
+    expect(stale(null, "2026-01-02T00:00:00Z", { status })).toBe(false);
     expect(nextEvaluationTime({ ...segment, status }, at("2026-01-02T00:00:00Z"))).toBeNull();
   });
 
   it("without a cron, never stale and no next evaluation", () => {
     const manual = { ...segment, schedule: { cron: "", timeZone: "UTC" } };
-    expect(isStale(manual, null, at("2026-01-02T00:00:00Z"), grace)).toBe(false);
+    expect(stale(null, "2026-01-02T00:00:00Z", manual)).toBe(false);
     expect(nextEvaluationTime(manual, at("2026-01-02T00:00:00Z"))).toBeNull();
   });
 

@@ -616,16 +616,20 @@ export type Segment = Message<"segments.v1.Segment"> & {
   lastEvaluation?: EvaluationSummary | undefined;
 
   /**
-   * Output only. True for an ACTIVE DYNAMIC segment with a cron schedule whose most recent due run
-   * (plus a server-side grace period) has not succeeded: its membership is older than promised.
+   * Output only. True for an ACTIVE DYNAMIC segment with a cron schedule whose scheduled run is
+   * overdue by more than one interval: the first run due after the latest successful evaluation
+   * (or after activation, resume or a new schedule) has not succeeded by the fire after it. Every
+   * 6 hours, last success 06:00, 12:00 run failed: fresh until 18:00, then stale until a run
+   * (scheduled or manual) succeeds. Never true for PAUSED segments.
    *
    * @generated from field: bool stale = 14;
    */
   stale: boolean;
 
   /**
-   * Output only. When the next scheduled evaluation is due; unset when there is no cron schedule
-   * or the segment is not ACTIVE.
+   * Output only. When the next scheduled evaluation is due: the stored next run, which during a
+   * catch-up or a failure backoff may be overdue or off the cron grid; unset when there is no cron
+   * schedule or the segment is not ACTIVE.
    *
    * @generated from field: google.protobuf.Timestamp next_evaluation_time = 15;
    */
