@@ -271,10 +271,7 @@ export class EvaluationService {
   private membersOf(segmentId: string): RoaringBitmap32 {
     const { state } = this.deps;
     const segment = state.segments.get(segmentId);
-    if (segment?.type !== "EVERYONE") return state.bitmaps.get(segmentId);
-    const all = new RoaringBitmap32();
-    for (let uid = 0; uid < state.directory.uidBound; uid++) if (state.directory.has(uid)) all.add(uid);
-    return all;
+    return segment?.type === "EVERYONE" ? state.directory.allUids() : state.bitmaps.get(segmentId);
   }
 
   /** Writes a failed run to the history and, in memory and store, as the segment's last evaluation. */

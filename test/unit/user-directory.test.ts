@@ -48,6 +48,12 @@ describe("UserDirectory", () => {
     expect(directory.size).toBe(uids.length);
     expect(directory.uidBound).toBe(2 ** 32 - 1);
     expect(new UserDirectory().uidBound).toBe(0);
+    // EVERYONE's members: exactly the assigned uids, as a copy later adds do not touch.
+    const all = directory.allUids();
+    expect(all.toArray()).toEqual(uids);
+    directory.add(1, "id-1");
+    expect(all.has(1)).toBe(false);
+    expect(directory.allUids().has(1)).toBe(true);
   });
 
   it("refuses a uid outside [0, 2^32 − 2] and an id that is not 1–256 bytes of UTF-8", () => {
