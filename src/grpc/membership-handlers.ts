@@ -26,6 +26,8 @@ export function membershipHandlers(service: MembershipService): ServiceHandlers<
     streamAudience: unimplemented("StreamAudience"),
     validateTargeting: unimplemented("ValidateTargeting"),
     watchMembership: unimplemented("WatchMembership"),
+    getSegmentBitmap: unimplemented("GetSegmentBitmap"),
+    resolveUserIds: unimplemented("ResolveUserIds"),
   };
 }
 

@@ -147,7 +147,7 @@ export class GrpcServer {
 /** Requests of methods without a member list are at most this large: a filter holds at most 1 MiB of text, and a 100,000-character SQL query fits many times. */
 const SMALL_REQUEST_BYTES = 2 * 1024 * 1024;
 /** Methods whose requests carry member lists: MAX_MESSAGE_BYTES bounds them, and their id limits. */
-const LIST_METHODS = new Set(["AddMembers", "RemoveMembers", "ImportMembers", "BatchCheckMembership"]);
+const LIST_METHODS = new Set(["AddMembers", "RemoveMembers", "ImportMembers", "BatchCheckMembership", "ResolveUserIds"]);
 
 /** Per-message id and size limits, checked on the wire bytes before a request is decoded. */
 function prechecks(maxIds: number): Record<string, Precheck> {
@@ -172,6 +172,12 @@ function prechecks(maxIds: number): Record<string, Precheck> {
       "send more, smaller messages",
     ),
     [`${memberships}/BatchCheckMembership`]: entryLimit({ repeated: [2], longest: ids(1, 2) }, maxIds, "user_ids", "split the batch"),
+    [`${memberships}/ResolveUserIds`]: entryLimit(
+      { repeated: [1], longest: { 1: { bytes: USER_ID_MAX_BYTES, name: "user_ids" } } },
+      maxIds,
+      "user_ids",
+      "split the batch",
+    ),
     // Decoding 150,000 segment ids only to refuse them held the event loop for tens of ms.
     [`${memberships}/CheckMembership`]: entryLimit({ repeated: [2] }, MAX_SEGMENTS_PER_CHECK, "segment_ids", "split the check"),
     [`${memberships}/CountAudience`]: segmentLists([1, 2], "include_segment_ids"),

@@ -113,9 +113,9 @@ describe.each(STORES)("error answers on $name", (kind) => {
   });
 
   it("answers UNIMPLEMENTED for declared methods not built yet", async () => {
-    const error = await failure(service.membership.countAudience({ includeSegmentIds: [draft] }));
+    const error = await failure(service.membership.resolveUserIds({ userIds: ["u1"] }));
     expect(error.code).toBe(status.UNIMPLEMENTED);
-    expect(error.details).toContain("CountAudience");
+    expect(error.details).toContain("ResolveUserIds");
   });
 });
 

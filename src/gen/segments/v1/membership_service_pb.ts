@@ -2,8 +2,8 @@
 // @generated from file segments/v1/membership_service.proto (package segments.v1, syntax proto3)
 /* eslint-disable */
 
-import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
-import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
+import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { SegmentStatus, SegmentVersion } from "./segment_pb.js";
@@ -14,7 +14,127 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file segments/v1/membership_service.proto.
  */
 export const file_segments_v1_membership_service: GenFile = /*@__PURE__*/
-  fileDesc("CiRzZWdtZW50cy92MS9tZW1iZXJzaGlwX3NlcnZpY2UucHJvdG8SC3NlZ21lbnRzLnYxIj4KFkNoZWNrTWVtYmVyc2hpcFJlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCRITCgtzZWdtZW50X2lkcxgCIAMoCSJJChdDaGVja01lbWJlcnNoaXBSZXNwb25zZRIuCgdyZXN1bHRzGAEgAygLMh0uc2VnbWVudHMudjEuTWVtYmVyc2hpcFJlc3VsdCKIAQoQTWVtYmVyc2hpcFJlc3VsdBISCgpzZWdtZW50X2lkGAEgASgJEg4KBm1lbWJlchgCIAEoCBIPCgd2ZXJzaW9uGAMgASgEEjAKDHZlcnNpb25fdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDQoFc3RhbGUYBSABKAgiQwobQmF0Y2hDaGVja01lbWJlcnNoaXBSZXF1ZXN0EhIKCnNlZ21lbnRfaWQYASABKAkSEAoIdXNlcl9pZHMYAiADKAkigQEKHEJhdGNoQ2hlY2tNZW1iZXJzaGlwUmVzcG9uc2USDwoHbWVtYmVycxgBIAMoCBIPCgd2ZXJzaW9uGAIgASgEEjAKDHZlcnNpb25fdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDQoFc3RhbGUYBCABKAgiKgoXTGlzdFVzZXJTZWdtZW50c1JlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCSJKChhMaXN0VXNlclNlZ21lbnRzUmVzcG9uc2USLgoHcmVzdWx0cxgBIAMoCzIdLnNlZ21lbnRzLnYxLk1lbWJlcnNoaXBSZXN1bHQiUAoUQ291bnRBdWRpZW5jZVJlcXVlc3QSGwoTaW5jbHVkZV9zZWdtZW50X2lkcxgBIAMoCRIbChNleGNsdWRlX3NlZ21lbnRfaWRzGAIgAygJIlIKFUNvdW50QXVkaWVuY2VSZXNwb25zZRINCgVjb3VudBgBIAEoBBIqCgVhc19vZhgCIAMoCzIbLnNlZ21lbnRzLnYxLlNlZ21lbnRWZXJzaW9uInsKFVN0cmVhbUF1ZGllbmNlUmVxdWVzdBIbChNpbmNsdWRlX3NlZ21lbnRfaWRzGAEgAygJEhsKE2V4Y2x1ZGVfc2VnbWVudF9pZHMYAiADKAkSEgoKYmF0Y2hfc2l6ZRgDIAEoBRIUCgxyZXN1bWVfdG9rZW4YBCABKAkigQEKFlN0cmVhbUF1ZGllbmNlUmVzcG9uc2USEAoIdXNlcl9pZHMYASADKAkSFAoMcmVzdW1lX3Rva2VuGAIgASgJEioKBWFzX29mGAMgAygLMhsuc2VnbWVudHMudjEuU2VnbWVudFZlcnNpb24SEwoLdG90YWxfY291bnQYBCABKAQiLwoYVmFsaWRhdGVUYXJnZXRpbmdSZXF1ZXN0EhMKC3NlZ21lbnRfaWRzGAEgAygJIlsKGVZhbGlkYXRlVGFyZ2V0aW5nUmVzcG9uc2USDQoFdmFsaWQYASABKAgSLwoIcHJvYmxlbXMYAiADKAsyHS5zZWdtZW50cy52MS5UYXJnZXRpbmdQcm9ibGVtImIKEFRhcmdldGluZ1Byb2JsZW0SEgoKc2VnbWVudF9pZBgBIAEoCRIqCgZzdGF0dXMYAiABKA4yGi5zZWdtZW50cy52MS5TZWdtZW50U3RhdHVzEg4KBnJlYXNvbhgDIAEoCSKwAQoWV2F0Y2hNZW1iZXJzaGlwUmVxdWVzdBITCgtzZWdtZW50X2lkcxgBIAMoCRJMCg1mcm9tX3ZlcnNpb25zGAIgAygLMjUuc2VnbWVudHMudjEuV2F0Y2hNZW1iZXJzaGlwUmVxdWVzdC5Gcm9tVmVyc2lvbnNFbnRyeRozChFGcm9tVmVyc2lvbnNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAQ6AjgBIrMBChdXYXRjaE1lbWJlcnNoaXBSZXNwb25zZRISCgpzZWdtZW50X2lkGAEgASgJEg8KB3ZlcnNpb24YAiABKAQSGAoQZW50ZXJlZF91c2VyX2lkcxgDIAMoCRIVCg1sZWZ0X3VzZXJfaWRzGAQgAygJEigKBHRpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhgKEHZlcnNpb25fY29tcGxldGUYBiABKAgyuAUKEU1lbWJlcnNoaXBTZXJ2aWNlElwKD0NoZWNrTWVtYmVyc2hpcBIjLnNlZ21lbnRzLnYxLkNoZWNrTWVtYmVyc2hpcFJlcXVlc3QaJC5zZWdtZW50cy52MS5DaGVja01lbWJlcnNoaXBSZXNwb25zZRJrChRCYXRjaENoZWNrTWVtYmVyc2hpcBIoLnNlZ21lbnRzLnYxLkJhdGNoQ2hlY2tNZW1iZXJzaGlwUmVxdWVzdBopLnNlZ21lbnRzLnYxLkJhdGNoQ2hlY2tNZW1iZXJzaGlwUmVzcG9uc2USXwoQTGlzdFVzZXJTZWdtZW50cxIkLnNlZ21lbnRzLnYxLkxpc3RVc2VyU2VnbWVudHNSZXF1ZXN0GiUuc2VnbWVudHMudjEuTGlzdFVzZXJTZWdtZW50c1Jlc3BvbnNlElYKDUNvdW50QXVkaWVuY2USIS5zZWdtZW50cy52MS5Db3VudEF1ZGllbmNlUmVxdWVzdBoiLnNlZ21lbnRzLnYxLkNvdW50QXVkaWVuY2VSZXNwb25zZRJbCg5TdHJlYW1BdWRpZW5jZRIiLnNlZ21lbnRzLnYxLlN0cmVhbUF1ZGllbmNlUmVxdWVzdBojLnNlZ21lbnRzLnYxLlN0cmVhbUF1ZGllbmNlUmVzcG9uc2UwARJiChFWYWxpZGF0ZVRhcmdldGluZxIlLnNlZ21lbnRzLnYxLlZhbGlkYXRlVGFyZ2V0aW5nUmVxdWVzdBomLnNlZ21lbnRzLnYxLlZhbGlkYXRlVGFyZ2V0aW5nUmVzcG9uc2USXgoPV2F0Y2hNZW1iZXJzaGlwEiMuc2VnbWVudHMudjEuV2F0Y2hNZW1iZXJzaGlwUmVxdWVzdBokLnNlZ21lbnRzLnYxLldhdGNoTWVtYmVyc2hpcFJlc3BvbnNlMAFiBnByb3RvMw", [file_google_protobuf_timestamp, file_segments_v1_segment]);
+  fileDesc("CiRzZWdtZW50cy92MS9tZW1iZXJzaGlwX3NlcnZpY2UucHJvdG8SC3NlZ21lbnRzLnYxIi0KF0dldFNlZ21lbnRCaXRtYXBSZXF1ZXN0EhIKCnNlZ21lbnRfaWQYASABKAkioAEKGEdldFNlZ21lbnRCaXRtYXBSZXNwb25zZRIPCgd2ZXJzaW9uGAEgASgEEjAKDHZlcnNpb25fdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDgoGYml0bWFwGAMgASgMEhAKCGV2ZXJ5b25lGAQgASgIEg0KBXN0YWxlGAUgASgIEhAKCGNvbXBsZXRlGAYgASgIIikKFVJlc29sdmVVc2VySWRzUmVxdWVzdBIQCgh1c2VyX2lkcxgBIAMoCSImChZSZXNvbHZlVXNlcklkc1Jlc3BvbnNlEgwKBHVpZHMYASADKBIiPgoWQ2hlY2tNZW1iZXJzaGlwUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEhMKC3NlZ21lbnRfaWRzGAIgAygJIkkKF0NoZWNrTWVtYmVyc2hpcFJlc3BvbnNlEi4KB3Jlc3VsdHMYASADKAsyHS5zZWdtZW50cy52MS5NZW1iZXJzaGlwUmVzdWx0IogBChBNZW1iZXJzaGlwUmVzdWx0EhIKCnNlZ21lbnRfaWQYASABKAkSDgoGbWVtYmVyGAIgASgIEg8KB3ZlcnNpb24YAyABKAQSMAoMdmVyc2lvbl90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBINCgVzdGFsZRgFIAEoCCJDChtCYXRjaENoZWNrTWVtYmVyc2hpcFJlcXVlc3QSEgoKc2VnbWVudF9pZBgBIAEoCRIQCgh1c2VyX2lkcxgCIAMoCSKBAQocQmF0Y2hDaGVja01lbWJlcnNoaXBSZXNwb25zZRIPCgdtZW1iZXJzGAEgAygIEg8KB3ZlcnNpb24YAiABKAQSMAoMdmVyc2lvbl90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBINCgVzdGFsZRgEIAEoCCIqChdMaXN0VXNlclNlZ21lbnRzUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJIkoKGExpc3RVc2VyU2VnbWVudHNSZXNwb25zZRIuCgdyZXN1bHRzGAEgAygLMh0uc2VnbWVudHMudjEuTWVtYmVyc2hpcFJlc3VsdCJQChRDb3VudEF1ZGllbmNlUmVxdWVzdBIbChNpbmNsdWRlX3NlZ21lbnRfaWRzGAEgAygJEhsKE2V4Y2x1ZGVfc2VnbWVudF9pZHMYAiADKAkiUgoVQ291bnRBdWRpZW5jZVJlc3BvbnNlEg0KBWNvdW50GAEgASgEEioKBWFzX29mGAIgAygLMhsuc2VnbWVudHMudjEuU2VnbWVudFZlcnNpb24iewoVU3RyZWFtQXVkaWVuY2VSZXF1ZXN0EhsKE2luY2x1ZGVfc2VnbWVudF9pZHMYASADKAkSGwoTZXhjbHVkZV9zZWdtZW50X2lkcxgCIAMoCRISCgpiYXRjaF9zaXplGAMgASgFEhQKDHJlc3VtZV90b2tlbhgEIAEoCSKBAQoWU3RyZWFtQXVkaWVuY2VSZXNwb25zZRIQCgh1c2VyX2lkcxgBIAMoCRIUCgxyZXN1bWVfdG9rZW4YAiABKAkSKgoFYXNfb2YYAyADKAsyGy5zZWdtZW50cy52MS5TZWdtZW50VmVyc2lvbhITCgt0b3RhbF9jb3VudBgEIAEoBCIvChhWYWxpZGF0ZVRhcmdldGluZ1JlcXVlc3QSEwoLc2VnbWVudF9pZHMYASADKAkiWwoZVmFsaWRhdGVUYXJnZXRpbmdSZXNwb25zZRINCgV2YWxpZBgBIAEoCBIvCghwcm9ibGVtcxgCIAMoCzIdLnNlZ21lbnRzLnYxLlRhcmdldGluZ1Byb2JsZW0iYgoQVGFyZ2V0aW5nUHJvYmxlbRISCgpzZWdtZW50X2lkGAEgASgJEioKBnN0YXR1cxgCIAEoDjIaLnNlZ21lbnRzLnYxLlNlZ21lbnRTdGF0dXMSDgoGcmVhc29uGAMgASgJIuABChZXYXRjaE1lbWJlcnNoaXBSZXF1ZXN0EhMKC3NlZ21lbnRfaWRzGAEgAygJEkwKDWZyb21fdmVyc2lvbnMYAiADKAsyNS5zZWdtZW50cy52MS5XYXRjaE1lbWJlcnNoaXBSZXF1ZXN0LkZyb21WZXJzaW9uc0VudHJ5Ei4KDGRlbHRhX2Zvcm1hdBgDIAEoDjIYLnNlZ21lbnRzLnYxLkRlbHRhRm9ybWF0GjMKEUZyb21WZXJzaW9uc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoBDoCOAEi+AEKF1dhdGNoTWVtYmVyc2hpcFJlc3BvbnNlEhIKCnNlZ21lbnRfaWQYASABKAkSDwoHdmVyc2lvbhgCIAEoBBIYChBlbnRlcmVkX3VzZXJfaWRzGAMgAygJEhUKDWxlZnRfdXNlcl9pZHMYBCADKAkSKAoEdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASGAoQdmVyc2lvbl9jb21wbGV0ZRgGIAEoCBIXCg9lbnRlcmVkX3JvYXJpbmcYByABKAwSFAoMbGVmdF9yb2FyaW5nGAggASgMEhQKDG1lbWJlcl9jb3VudBgJIAEoBCpgCgtEZWx0YUZvcm1hdBIcChhERUxUQV9GT1JNQVRfVU5TUEVDSUZJRUQQABIZChVERUxUQV9GT1JNQVRfVVNFUl9JRFMQARIYChRERUxUQV9GT1JNQVRfUk9BUklORxACMvYGChFNZW1iZXJzaGlwU2VydmljZRJcCg9DaGVja01lbWJlcnNoaXASIy5zZWdtZW50cy52MS5DaGVja01lbWJlcnNoaXBSZXF1ZXN0GiQuc2VnbWVudHMudjEuQ2hlY2tNZW1iZXJzaGlwUmVzcG9uc2USawoUQmF0Y2hDaGVja01lbWJlcnNoaXASKC5zZWdtZW50cy52MS5CYXRjaENoZWNrTWVtYmVyc2hpcFJlcXVlc3QaKS5zZWdtZW50cy52MS5CYXRjaENoZWNrTWVtYmVyc2hpcFJlc3BvbnNlEl8KEExpc3RVc2VyU2VnbWVudHMSJC5zZWdtZW50cy52MS5MaXN0VXNlclNlZ21lbnRzUmVxdWVzdBolLnNlZ21lbnRzLnYxLkxpc3RVc2VyU2VnbWVudHNSZXNwb25zZRJWCg1Db3VudEF1ZGllbmNlEiEuc2VnbWVudHMudjEuQ291bnRBdWRpZW5jZVJlcXVlc3QaIi5zZWdtZW50cy52MS5Db3VudEF1ZGllbmNlUmVzcG9uc2USWwoOU3RyZWFtQXVkaWVuY2USIi5zZWdtZW50cy52MS5TdHJlYW1BdWRpZW5jZVJlcXVlc3QaIy5zZWdtZW50cy52MS5TdHJlYW1BdWRpZW5jZVJlc3BvbnNlMAESYgoRVmFsaWRhdGVUYXJnZXRpbmcSJS5zZWdtZW50cy52MS5WYWxpZGF0ZVRhcmdldGluZ1JlcXVlc3QaJi5zZWdtZW50cy52MS5WYWxpZGF0ZVRhcmdldGluZ1Jlc3BvbnNlEl4KD1dhdGNoTWVtYmVyc2hpcBIjLnNlZ21lbnRzLnYxLldhdGNoTWVtYmVyc2hpcFJlcXVlc3QaJC5zZWdtZW50cy52MS5XYXRjaE1lbWJlcnNoaXBSZXNwb25zZTABEmEKEEdldFNlZ21lbnRCaXRtYXASJC5zZWdtZW50cy52MS5HZXRTZWdtZW50Qml0bWFwUmVxdWVzdBolLnNlZ21lbnRzLnYxLkdldFNlZ21lbnRCaXRtYXBSZXNwb25zZTABElkKDlJlc29sdmVVc2VySWRzEiIuc2VnbWVudHMudjEuUmVzb2x2ZVVzZXJJZHNSZXF1ZXN0GiMuc2VnbWVudHMudjEuUmVzb2x2ZVVzZXJJZHNSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp, file_segments_v1_segment]);
+
+/**
+ * Request of GetSegmentBitmap.
+ *
+ * @generated from message segments.v1.GetSegmentBitmapRequest
+ */
+export type GetSegmentBitmapRequest = Message<"segments.v1.GetSegmentBitmapRequest"> & {
+  /**
+   * The segment to read.
+   *
+   * @generated from field: string segment_id = 1;
+   */
+  segmentId: string;
+};
+
+/**
+ * Describes the message segments.v1.GetSegmentBitmapRequest.
+ * Use `create(GetSegmentBitmapRequestSchema)` to create a new message.
+ */
+export const GetSegmentBitmapRequestSchema: GenMessage<GetSegmentBitmapRequest> = /*@__PURE__*/
+  messageDesc(file_segments_v1_membership_service, 0);
+
+/**
+ * One chunk of a segment's bitmap.
+ *
+ * @generated from message segments.v1.GetSegmentBitmapResponse
+ */
+export type GetSegmentBitmapResponse = Message<"segments.v1.GetSegmentBitmapResponse"> & {
+  /**
+   * The membership version the bitmap is (the same in every message of the stream).
+   *
+   * @generated from field: uint64 version = 1;
+   */
+  version: bigint;
+
+  /**
+   * When that version was committed; unset when version is 0.
+   *
+   * @generated from field: google.protobuf.Timestamp version_time = 2;
+   */
+  versionTime?: Timestamp | undefined;
+
+  /**
+   * The next bytes of the portable Roaring serialization; an empty bitmap is one message.
+   *
+   * @generated from field: bytes bitmap = 3;
+   */
+  bitmap: Uint8Array;
+
+  /**
+   * True for an EVERYONE segment: every valid user id is a member; `bitmap` is then empty.
+   *
+   * @generated from field: bool everyone = 4;
+   */
+  everyone: boolean;
+
+  /**
+   * True when the segment is a DYNAMIC segment reported stale (see Segment.stale).
+   *
+   * @generated from field: bool stale = 5;
+   */
+  stale: boolean;
+
+  /**
+   * True on the last message of the stream.
+   *
+   * @generated from field: bool complete = 6;
+   */
+  complete: boolean;
+};
+
+/**
+ * Describes the message segments.v1.GetSegmentBitmapResponse.
+ * Use `create(GetSegmentBitmapResponseSchema)` to create a new message.
+ */
+export const GetSegmentBitmapResponseSchema: GenMessage<GetSegmentBitmapResponse> = /*@__PURE__*/
+  messageDesc(file_segments_v1_membership_service, 1);
+
+/**
+ * Request of ResolveUserIds.
+ *
+ * @generated from message segments.v1.ResolveUserIdsRequest
+ */
+export type ResolveUserIdsRequest = Message<"segments.v1.ResolveUserIdsRequest"> & {
+  /**
+   * Users to resolve: each 1–256 bytes UTF-8 (INVALID_ARGUMENT naming the first bad index); at most
+   * 100,000 per call (server-configurable).
+   *
+   * @generated from field: repeated string user_ids = 1;
+   */
+  userIds: string[];
+};
+
+/**
+ * Describes the message segments.v1.ResolveUserIdsRequest.
+ * Use `create(ResolveUserIdsRequestSchema)` to create a new message.
+ */
+export const ResolveUserIdsRequestSchema: GenMessage<ResolveUserIdsRequest> = /*@__PURE__*/
+  messageDesc(file_segments_v1_membership_service, 2);
+
+/**
+ * Response of ResolveUserIds.
+ *
+ * @generated from message segments.v1.ResolveUserIdsResponse
+ */
+export type ResolveUserIdsResponse = Message<"segments.v1.ResolveUserIdsResponse"> & {
+  /**
+   * One entry per requested id, in request order: its uid, or -1 for a user never seen.
+   *
+   * @generated from field: repeated sint64 uids = 1;
+   */
+  uids: bigint[];
+};
+
+/**
+ * Describes the message segments.v1.ResolveUserIdsResponse.
+ * Use `create(ResolveUserIdsResponseSchema)` to create a new message.
+ */
+export const ResolveUserIdsResponseSchema: GenMessage<ResolveUserIdsResponse> = /*@__PURE__*/
+  messageDesc(file_segments_v1_membership_service, 3);
 
 /**
  * Request of CheckMembership.
@@ -42,7 +162,7 @@ export type CheckMembershipRequest = Message<"segments.v1.CheckMembershipRequest
  * Use `create(CheckMembershipRequestSchema)` to create a new message.
  */
 export const CheckMembershipRequestSchema: GenMessage<CheckMembershipRequest> = /*@__PURE__*/
-  messageDesc(file_segments_v1_membership_service, 0);
+  messageDesc(file_segments_v1_membership_service, 4);
 
 /**
  * Response of CheckMembership.
@@ -63,7 +183,7 @@ export type CheckMembershipResponse = Message<"segments.v1.CheckMembershipRespon
  * Use `create(CheckMembershipResponseSchema)` to create a new message.
  */
 export const CheckMembershipResponseSchema: GenMessage<CheckMembershipResponse> = /*@__PURE__*/
-  messageDesc(file_segments_v1_membership_service, 1);
+  messageDesc(file_segments_v1_membership_service, 5);
 
 /**
  * Whether a user is in a segment, and as of which version.
@@ -112,7 +232,7 @@ export type MembershipResult = Message<"segments.v1.MembershipResult"> & {
  * Use `create(MembershipResultSchema)` to create a new message.
  */
 export const MembershipResultSchema: GenMessage<MembershipResult> = /*@__PURE__*/
-  messageDesc(file_segments_v1_membership_service, 2);
+  messageDesc(file_segments_v1_membership_service, 6);
 
 /**
  * Request of BatchCheckMembership.
@@ -141,7 +261,7 @@ export type BatchCheckMembershipRequest = Message<"segments.v1.BatchCheckMembers
  * Use `create(BatchCheckMembershipRequestSchema)` to create a new message.
  */
 export const BatchCheckMembershipRequestSchema: GenMessage<BatchCheckMembershipRequest> = /*@__PURE__*/
-  messageDesc(file_segments_v1_membership_service, 3);
+  messageDesc(file_segments_v1_membership_service, 7);
 
 /**
  * Response of BatchCheckMembership.
@@ -183,7 +303,7 @@ export type BatchCheckMembershipResponse = Message<"segments.v1.BatchCheckMember
  * Use `create(BatchCheckMembershipResponseSchema)` to create a new message.
  */
 export const BatchCheckMembershipResponseSchema: GenMessage<BatchCheckMembershipResponse> = /*@__PURE__*/
-  messageDesc(file_segments_v1_membership_service, 4);
+  messageDesc(file_segments_v1_membership_service, 8);
 
 /**
  * Request of ListUserSegments.
@@ -204,7 +324,7 @@ export type ListUserSegmentsRequest = Message<"segments.v1.ListUserSegmentsReque
  * Use `create(ListUserSegmentsRequestSchema)` to create a new message.
  */
 export const ListUserSegmentsRequestSchema: GenMessage<ListUserSegmentsRequest> = /*@__PURE__*/
-  messageDesc(file_segments_v1_membership_service, 5);
+  messageDesc(file_segments_v1_membership_service, 9);
 
 /**
  * Response of ListUserSegments.
@@ -226,7 +346,7 @@ export type ListUserSegmentsResponse = Message<"segments.v1.ListUserSegmentsResp
  * Use `create(ListUserSegmentsResponseSchema)` to create a new message.
  */
 export const ListUserSegmentsResponseSchema: GenMessage<ListUserSegmentsResponse> = /*@__PURE__*/
-  messageDesc(file_segments_v1_membership_service, 6);
+  messageDesc(file_segments_v1_membership_service, 10);
 
 /**
  * Request of CountAudience.
@@ -255,7 +375,7 @@ export type CountAudienceRequest = Message<"segments.v1.CountAudienceRequest"> &
  * Use `create(CountAudienceRequestSchema)` to create a new message.
  */
 export const CountAudienceRequestSchema: GenMessage<CountAudienceRequest> = /*@__PURE__*/
-  messageDesc(file_segments_v1_membership_service, 7);
+  messageDesc(file_segments_v1_membership_service, 11);
 
 /**
  * Response of CountAudience.
@@ -283,7 +403,7 @@ export type CountAudienceResponse = Message<"segments.v1.CountAudienceResponse">
  * Use `create(CountAudienceResponseSchema)` to create a new message.
  */
 export const CountAudienceResponseSchema: GenMessage<CountAudienceResponse> = /*@__PURE__*/
-  messageDesc(file_segments_v1_membership_service, 8);
+  messageDesc(file_segments_v1_membership_service, 12);
 
 /**
  * Request of StreamAudience.
@@ -329,7 +449,7 @@ export type StreamAudienceRequest = Message<"segments.v1.StreamAudienceRequest">
  * Use `create(StreamAudienceRequestSchema)` to create a new message.
  */
 export const StreamAudienceRequestSchema: GenMessage<StreamAudienceRequest> = /*@__PURE__*/
-  messageDesc(file_segments_v1_membership_service, 9);
+  messageDesc(file_segments_v1_membership_service, 13);
 
 /**
  * One batch of StreamAudience.
@@ -372,7 +492,7 @@ export type StreamAudienceResponse = Message<"segments.v1.StreamAudienceResponse
  * Use `create(StreamAudienceResponseSchema)` to create a new message.
  */
 export const StreamAudienceResponseSchema: GenMessage<StreamAudienceResponse> = /*@__PURE__*/
-  messageDesc(file_segments_v1_membership_service, 10);
+  messageDesc(file_segments_v1_membership_service, 14);
 
 /**
  * Request of ValidateTargeting.
@@ -393,7 +513,7 @@ export type ValidateTargetingRequest = Message<"segments.v1.ValidateTargetingReq
  * Use `create(ValidateTargetingRequestSchema)` to create a new message.
  */
 export const ValidateTargetingRequestSchema: GenMessage<ValidateTargetingRequest> = /*@__PURE__*/
-  messageDesc(file_segments_v1_membership_service, 11);
+  messageDesc(file_segments_v1_membership_service, 15);
 
 /**
  * Response of ValidateTargeting.
@@ -421,7 +541,7 @@ export type ValidateTargetingResponse = Message<"segments.v1.ValidateTargetingRe
  * Use `create(ValidateTargetingResponseSchema)` to create a new message.
  */
 export const ValidateTargetingResponseSchema: GenMessage<ValidateTargetingResponse> = /*@__PURE__*/
-  messageDesc(file_segments_v1_membership_service, 12);
+  messageDesc(file_segments_v1_membership_service, 16);
 
 /**
  * Why one segment may not be targeted.
@@ -456,7 +576,7 @@ export type TargetingProblem = Message<"segments.v1.TargetingProblem"> & {
  * Use `create(TargetingProblemSchema)` to create a new message.
  */
 export const TargetingProblemSchema: GenMessage<TargetingProblem> = /*@__PURE__*/
-  messageDesc(file_segments_v1_membership_service, 13);
+  messageDesc(file_segments_v1_membership_service, 17);
 
 /**
  * Request of WatchMembership.
@@ -480,6 +600,13 @@ export type WatchMembershipRequest = Message<"segments.v1.WatchMembershipRequest
    * @generated from field: map<string, uint64> from_versions = 2;
    */
   fromVersions: { [key: string]: bigint };
+
+  /**
+   * How changes are sent; unset means DELTA_FORMAT_USER_IDS.
+   *
+   * @generated from field: segments.v1.DeltaFormat delta_format = 3;
+   */
+  deltaFormat: DeltaFormat;
 };
 
 /**
@@ -487,7 +614,7 @@ export type WatchMembershipRequest = Message<"segments.v1.WatchMembershipRequest
  * Use `create(WatchMembershipRequestSchema)` to create a new message.
  */
 export const WatchMembershipRequestSchema: GenMessage<WatchMembershipRequest> = /*@__PURE__*/
-  messageDesc(file_segments_v1_membership_service, 14);
+  messageDesc(file_segments_v1_membership_service, 18);
 
 /**
  * One membership change (or one chunk of it) of a watched segment. Per segment, versions arrive
@@ -538,6 +665,25 @@ export type WatchMembershipResponse = Message<"segments.v1.WatchMembershipRespon
    * @generated from field: bool version_complete = 6;
    */
   versionComplete: boolean;
+
+  /**
+   * DELTA_FORMAT_ROARING only: uids that entered / left at this version, as portable Roaring bytes.
+   *
+   * @generated from field: bytes entered_roaring = 7;
+   */
+  enteredRoaring: Uint8Array;
+
+  /**
+   * @generated from field: bytes left_roaring = 8;
+   */
+  leftRoaring: Uint8Array;
+
+  /**
+   * The segment's member count after this version.
+   *
+   * @generated from field: uint64 member_count = 9;
+   */
+  memberCount: bigint;
 };
 
 /**
@@ -545,7 +691,42 @@ export type WatchMembershipResponse = Message<"segments.v1.WatchMembershipRespon
  * Use `create(WatchMembershipResponseSchema)` to create a new message.
  */
 export const WatchMembershipResponseSchema: GenMessage<WatchMembershipResponse> = /*@__PURE__*/
-  messageDesc(file_segments_v1_membership_service, 15);
+  messageDesc(file_segments_v1_membership_service, 19);
+
+/**
+ * How WatchMembership sends each change.
+ *
+ * @generated from enum segments.v1.DeltaFormat
+ */
+export enum DeltaFormat {
+  /**
+   * The default: DELTA_FORMAT_USER_IDS.
+   *
+   * @generated from enum value: DELTA_FORMAT_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * External user ids in entered_user_ids / left_user_ids, split into messages of ≤ 10,000 ids.
+   *
+   * @generated from enum value: DELTA_FORMAT_USER_IDS = 1;
+   */
+  USER_IDS = 1,
+
+  /**
+   * Portable Roaring bytes of uids in entered_roaring / left_roaring, one message per version (for
+   * replicas and other machines; see GetSegmentBitmap and ResolveUserIds).
+   *
+   * @generated from enum value: DELTA_FORMAT_ROARING = 2;
+   */
+  ROARING = 2,
+}
+
+/**
+ * Describes the enum segments.v1.DeltaFormat.
+ */
+export const DeltaFormatSchema: GenEnum<DeltaFormat> = /*@__PURE__*/
+  enumDesc(file_segments_v1_membership_service, 0);
 
 /**
  * The hot path: membership questions answered from memory, never waiting for writes. Every answer
@@ -637,6 +818,32 @@ export const MembershipService: GenService<{
     methodKind: "server_streaming";
     input: typeof WatchMembershipRequestSchema;
     output: typeof WatchMembershipResponseSchema;
+  },
+  /**
+   * A segment's whole membership as portable Roaring bytes of internal user ids (uids), with the
+   * version it is: what a client-side replica loads before following WatchMembership in
+   * DELTA_FORMAT_ROARING. Streamed in chunks of at most 4 MiB; concatenate `bitmap` of every message
+   * and deserialize once (the portable format of CRoaring, readable by any Roaring library). ACTIVE
+   * or PAUSED segments only, as for every hot-path call.
+   *
+   * @generated from rpc segments.v1.MembershipService.GetSegmentBitmap
+   */
+  getSegmentBitmap: {
+    methodKind: "server_streaming";
+    input: typeof GetSegmentBitmapRequestSchema;
+    output: typeof GetSegmentBitmapResponseSchema;
+  },
+  /**
+   * The internal ids (uids) of users, for clients that answer from bitmaps. A uid never changes
+   * once assigned, so a client may cache it forever; a user the service has never seen has none
+   * yet, and is a member of no STATIC or DYNAMIC segment until a change names it.
+   *
+   * @generated from rpc segments.v1.MembershipService.ResolveUserIds
+   */
+  resolveUserIds: {
+    methodKind: "unary";
+    input: typeof ResolveUserIdsRequestSchema;
+    output: typeof ResolveUserIdsResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_segments_v1_membership_service, 0);
