@@ -3,6 +3,7 @@
  * in reverse. main.ts runs it for real; tests run it in-process on port 0.
  */
 import type { Logger } from "pino";
+import { AudienceService } from "./audience/audience-service.js";
 import { type Config, redactUrl } from "./config.js";
 import { KeyedMutex } from "./control/keyed-mutex.js";
 import { StartupError, UnavailableError } from "./errors.js";
@@ -97,6 +98,7 @@ export async function startApp(config: Config, log: Logger, clock: () => Date = 
     const members = new MemberService({ state, store, staging, clock, locks, maxIdsPerCall: config.maxIdsPerCall });
     const membership = new MembershipService(state, config.maxIdsPerCall, () => clock().getTime());
     const reads = new MemberReads(state, store);
+    const audience = new AudienceService({ state, store, now: () => clock().getTime() });
     compactor = new Compactor({
       state,
       store,
@@ -130,7 +132,7 @@ export async function startApp(config: Config, log: Logger, clock: () => Date = 
       onPlanned: (id, planned) => loaded.plannedRuns.set(id, planned),
     });
     if (config.schedulerEnabled) scheduler.start();
-    server.serve({ segments, members, reads, membership, state, events, evaluations });
+    server.serve({ segments, members, reads, membership, audience, state, events, evaluations });
     log.info({ host: config.grpcHost, port: grpcPort, httpPort: http.port, store: db.kind }, "serving gRPC");
     const opened = db;
     const running = compactor;

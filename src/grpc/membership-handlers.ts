@@ -1,34 +1,72 @@
 /** MembershipService over gRPC: the hot path, kept to decode → lookup → encode. */
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import type { AudienceService, SegmentVersionRead } from "../audience/audience-service.js";
 import type { MembershipService as MembershipServiceDesc } from "../gen/segments/v1/membership_service_pb.js";
-import type { MembershipService } from "../service/membership-service.js";
+import { SegmentStatus } from "../gen/segments/v1/segment_pb.js";
+import type { MembershipAnswer, MembershipService } from "../service/membership-service.js";
 import type { ServiceHandlers } from "./adapter.js";
 import { unimplemented } from "./unimplemented.js";
 
+/** What the MembershipService handlers call. */
+export interface MembershipHandlerDeps {
+  membership: MembershipService;
+  audience: AudienceService;
+}
+
 /** Handlers for every MembershipService method. */
-export function membershipHandlers(service: MembershipService): ServiceHandlers<typeof MembershipServiceDesc> {
+export function membershipHandlers({ membership, audience }: MembershipHandlerDeps): ServiceHandlers<typeof MembershipServiceDesc> {
   return {
-    checkMembership: (req) => ({
-      results: service.checkMembership(req.userId, req.segmentIds).map((answer) => ({
-        segmentId: answer.segmentId,
-        member: answer.member,
-        version: BigInt(answer.version),
-        versionTime: timestamp(answer.versionAt),
-        stale: answer.stale,
-      })),
-    }),
+    checkMembership: (req) => ({ results: membership.checkMembership(req.userId, req.segmentIds).map(result) }),
     batchCheckMembership: (req) => {
-      const answer = service.batchCheckMembership(req.segmentId, req.userIds);
+      const answer = membership.batchCheckMembership(req.segmentId, req.userIds);
       return { members: answer.members, version: BigInt(answer.version), versionTime: timestamp(answer.versionAt), stale: answer.stale };
     },
-    listUserSegments: unimplemented("ListUserSegments"),
-    countAudience: unimplemented("CountAudience"),
-    streamAudience: unimplemented("StreamAudience"),
-    validateTargeting: unimplemented("ValidateTargeting"),
+    listUserSegments: (req) => ({ results: membership.listUserSegments(req.userId).map(result) }),
+    countAudience: (req) => {
+      const { count, asOf } = audience.count(req.includeSegmentIds, req.excludeSegmentIds);
+      return { count: BigInt(count), asOf: asOf.map(segmentVersion) };
+    },
+    streamAudience: (req, send) =>
+      audience.stream(
+        { include: req.includeSegmentIds, exclude: req.excludeSegmentIds, batchSize: req.batchSize, resumeToken: req.resumeToken },
+        (batch) =>
+          send({
+            userIds: batch.userIds,
+            resumeToken: batch.resumeToken,
+            asOf: batch.first?.asOf.map(segmentVersion) ?? [],
+            totalCount: BigInt(batch.first?.totalCount ?? 0),
+            ...(batch.first?.snapshotKept === undefined ? {} : { snapshotKept: batch.first.snapshotKept }),
+          }),
+      ),
+    validateTargeting: (req) => {
+      const { valid, problems } = membership.validateTargeting(req.segmentIds);
+      return {
+        valid,
+        problems: problems.map((p) => ({
+          segmentId: p.segmentId,
+          status: p.status === null ? SegmentStatus.UNSPECIFIED : SegmentStatus[p.status],
+          reason: p.reason,
+        })),
+      };
+    },
     watchMembership: unimplemented("WatchMembership"),
     getSegmentBitmap: unimplemented("GetSegmentBitmap"),
     resolveUserIds: unimplemented("ResolveUserIds"),
   };
+}
+
+function result(answer: MembershipAnswer) {
+  return {
+    segmentId: answer.segmentId,
+    member: answer.member,
+    version: BigInt(answer.version),
+    versionTime: timestamp(answer.versionAt),
+    stale: answer.stale,
+  };
+}
+
+function segmentVersion(read: SegmentVersionRead) {
+  return { segmentId: read.segmentId, version: BigInt(read.version), time: timestamp(read.versionAt), stale: read.stale };
 }
 
 function timestamp(date: Date | null) {

@@ -5,6 +5,7 @@
 import type { DescService } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
 import type { Logger } from "pino";
+import type { AudienceService } from "../audience/audience-service.js";
 import { UnavailableError } from "../errors.js";
 import { file_grpc_health_v1_health, Health, HealthCheckResponse_ServingStatus } from "../gen/grpc/health/v1/health_pb.js";
 import {
@@ -16,10 +17,10 @@ import type { EvaluationService } from "../service/evaluation-service.js";
 import type { EventLoader } from "../service/event-loader.js";
 import type { MemberReads } from "../service/member-reads.js";
 import type { MemberService } from "../service/member-service.js";
-import { MAX_SEGMENTS_PER_CHECK, type MembershipService } from "../service/membership-service.js";
+import type { MembershipService } from "../service/membership-service.js";
 import type { SegmentService } from "../service/segment-service.js";
 import type { SegmentState } from "../service/segment-state.js";
-import { USER_ID_MAX_BYTES } from "../service/validation.js";
+import { MAX_SEGMENTS_PER_CHECK, USER_ID_MAX_BYTES } from "../service/validation.js";
 import { addService, type CallObserver, type ServiceHandlers } from "./adapter.js";
 import { CallStats } from "./call-stats.js";
 import { HealthState } from "./health.js";
@@ -45,6 +46,7 @@ export interface ServedServices {
   members: MemberService;
   reads: MemberReads;
   membership: MembershipService;
+  audience: AudienceService;
   state: SegmentState;
   evaluations: EvaluationService;
   events: EventLoader;
@@ -107,7 +109,7 @@ export class GrpcServer {
 
   /** Installs the loaded services and reports SERVING. */
   serve(services: ServedServices): void {
-    this.loaded = { segments: segmentHandlers(services), membership: membershipHandlers(services.membership) };
+    this.loaded = { segments: segmentHandlers(services), membership: membershipHandlers(services) };
     this.health.startServing();
   }
 

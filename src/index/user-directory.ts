@@ -103,6 +103,11 @@ export class UserDirectory {
     return this.assigned.clone();
   }
 
+  /** How many assigned uids `excluded` does not hold (EVERYONE − excluded), without building anything. */
+  countExcept(excluded: RoaringBitmap32): number {
+    return this.assigned.andNotCardinality(excluded);
+  }
+
   /** Whether `uid` has been assigned (without decoding its id). */
   has(uid: number): boolean {
     return isUid(uid) && this.uids.position(uid) !== 0;

@@ -2,13 +2,10 @@
  * The hot path: membership answers straight from memory. No locks, no I/O; a reader sees the
  * bitmap published before or after a change, never a mix.
  */
-import { FailedPreconditionError, InvalidArgumentError } from "../errors.js";
-import type { Segment } from "../model.js";
+import type { SegmentStatus } from "../model.js";
 import { isStale } from "../schedule/staleness.js";
 import type { SegmentState } from "./segment-state.js";
-import { checkUserId, checkUserIds } from "./validation.js";
-
-export const MAX_SEGMENTS_PER_CHECK = 100;
+import { checkSegmentId, checkSegmentList, checkUserId, checkUserIds } from "./validation.js";
 
 /** One segment's answer, with the membership version it was computed from. */
 export interface MembershipAnswer {
@@ -28,6 +25,20 @@ export interface BatchAnswer {
   stale: boolean;
 }
 
+/** Why one segment may not be newly targeted; `status` is null for an unknown id. */
+export interface TargetingProblem {
+  segmentId: string;
+  status: SegmentStatus | null;
+  reason: string;
+}
+
+/** The seed's lifecycle: only ACTIVE segments may be selected by a new campaign or rule. */
+const NOT_TARGETABLE: Record<Exclude<SegmentStatus, "ACTIVE">, string> = {
+  DRAFT: "the segment is DRAFT: not yet available for targeting; activate it first",
+  PAUSED: "the segment is PAUSED: campaigns and rules that already use it keep working, but it cannot be newly selected; resume it first",
+  ARCHIVED: "the segment is ARCHIVED and cannot be selected; restore it (it returns as PAUSED) and resume it first",
+};
+
 /** Membership questions answered from the in-memory bitmaps. */
 export class MembershipService {
   constructor(
@@ -40,17 +51,11 @@ export class MembershipService {
   /** Is `userId` in each of `segmentIds`? Answers in request order. */
   checkMembership(userId: string, segmentIds: readonly string[]): MembershipAnswer[] {
     checkUserId(userId);
-    if (segmentIds.length === 0) throw new InvalidArgumentError("segment_ids", "must name at least one segment");
-    if (segmentIds.length > MAX_SEGMENTS_PER_CHECK) {
-      throw new InvalidArgumentError(
-        "segment_ids",
-        `${segmentIds.length} segments is over the limit of ${MAX_SEGMENTS_PER_CHECK} per call`,
-      );
-    }
+    checkSegmentList(segmentIds, "segment_ids", 1);
     const uid = this.state.directory.lookup(userId);
     const now = this.now();
     return segmentIds.map((segmentId, i) => {
-      const segment = this.servable(segmentId, `segment_ids[${i}]`);
+      const segment = this.state.servable(segmentId, `segment_ids[${i}]`);
       const member = segment.type === "EVERYONE" || (uid !== undefined && this.state.bitmaps.get(segmentId).has(uid));
       return { segmentId, member, version: segment.version, versionAt: segment.versionAt, stale: isStale(segment, now) };
     });
@@ -59,7 +64,7 @@ export class MembershipService {
   /** Is each of `userIds` in `segmentId`? Answers in request order. */
   batchCheckMembership(segmentId: string, userIds: readonly string[]): BatchAnswer {
     checkUserIds(userIds, this.maxIdsPerCall);
-    const segment = this.servable(segmentId, "segment_id");
+    const segment = this.state.servable(segmentId, "segment_id");
     // Take the bitmap once: every answer comes from the same version even if a change lands.
     const bitmap = this.state.bitmaps.get(segmentId);
     const { directory } = this.state;
@@ -72,14 +77,42 @@ export class MembershipService {
     return { members, version: segment.version, versionAt: segment.versionAt, stale: isStale(segment, this.now()) };
   }
 
-  /** The segment if the hot path may answer for it: ACTIVE or PAUSED. */
-  private servable(segmentId: string, field: string): Segment {
-    const segment = this.state.require(segmentId, field);
-    if (segment.status === "ACTIVE" || segment.status === "PAUSED") return segment;
-    const fix = segment.status === "DRAFT" ? "activate it first" : "restore it first";
-    throw new FailedPreconditionError(
-      "status",
-      `segment ${segmentId} is ${segment.status} and cannot be used for membership checks; ${fix}`,
-    );
+  /**
+   * Every ACTIVE or PAUSED segment containing `userId`, EVERYONE included, ordered by segment id.
+   * One `has()` per servable segment (~50 ns each): 10,000 segments cost ~0.5–1 ms of loop time
+   * (bench `audience`); an inverted index would cost memory per membership instead.
+   */
+  listUserSegments(userId: string): MembershipAnswer[] {
+    checkUserId(userId);
+    const uid = this.state.directory.lookup(userId);
+    const { bitmaps } = this.state;
+    const now = this.now();
+    const found: MembershipAnswer[] = [];
+    for (const segment of this.state.segments.values()) {
+      if (segment.status !== "ACTIVE" && segment.status !== "PAUSED") continue;
+      if (segment.type === "EVERYONE" || (uid !== undefined && bitmaps.get(segment.id).has(uid))) {
+        found.push({
+          segmentId: segment.id,
+          member: true,
+          version: segment.version,
+          versionAt: segment.versionAt,
+          stale: isStale(segment, now),
+        });
+      }
+    }
+    return found.sort((a, b) => (a.segmentId < b.segmentId ? -1 : a.segmentId > b.segmentId ? 1 : 0));
+  }
+
+  /** May a new campaign or rule select each of `segmentIds`? Only ACTIVE ones; the others are problems, not errors. */
+  validateTargeting(segmentIds: readonly string[]): { valid: boolean; problems: TargetingProblem[] } {
+    checkSegmentList(segmentIds, "segment_ids", 1);
+    const problems: TargetingProblem[] = [];
+    segmentIds.forEach((segmentId, i) => {
+      checkSegmentId(segmentId, `segment_ids[${i}]`);
+      const segment = this.state.segments.get(segmentId);
+      if (segment === undefined) problems.push({ segmentId, status: null, reason: "no segment has this id" });
+      else if (segment.status !== "ACTIVE") problems.push({ segmentId, status: segment.status, reason: NOT_TARGETABLE[segment.status] });
+    });
+    return { valid: problems.length === 0, problems };
   }
 }

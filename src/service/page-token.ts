@@ -23,11 +23,19 @@ export function signPageToken(method: string, payload: TokenPayload, secret: Uin
   return Buffer.concat([json, tag(method, json, secret)]).toString("base64url");
 }
 
-/** The payload of a token `method` issued; InvalidArgumentError("page_token") for anything else. */
-export function verifyPageToken(token: string, method: string, secret: Uint8Array): TokenPayload {
-  const refuse = () => new InvalidArgumentError("page_token", `is not a token ${method} returned; start again without a token`);
+/** Where a token travels: the request field named in errors, and the longest token accepted. */
+export interface TokenField {
+  field: string;
+  maxChars: number;
+}
+
+const PAGE_TOKEN: TokenField = { field: "page_token", maxChars: TOKEN_MAX_CHARS };
+
+/** The payload of a token `method` issued; InvalidArgumentError naming the field for anything else. */
+export function verifyPageToken(token: string, method: string, secret: Uint8Array, where: TokenField = PAGE_TOKEN): TokenPayload {
+  const refuse = () => new InvalidArgumentError(where.field, `is not a token ${method} returned; start again without a token`);
   // Buffer's base64url decoder skips characters it does not know, so check the alphabet first.
-  if (token.length > TOKEN_MAX_CHARS || !BASE64URL.test(token)) throw refuse();
+  if (token.length > where.maxChars || !BASE64URL.test(token)) throw refuse();
   const raw = Buffer.from(token, "base64url");
   if (raw.byteLength <= TAG_BYTES) throw refuse();
   const json = raw.subarray(0, raw.byteLength - TAG_BYTES);
@@ -43,10 +51,10 @@ export function verifyPageToken(token: string, method: string, secret: Uint8Arra
 }
 
 /** The integer field `key` of a verified payload, refused unless within [min, max]. */
-export function tokenInteger(payload: TokenPayload, key: string, min: number, max: number): number {
+export function tokenInteger(payload: TokenPayload, key: string, min: number, max: number, field = "page_token"): number {
   const value = payload[key];
   if (typeof value !== "number" || !Number.isSafeInteger(value) || value < min || value > max) {
-    throw new InvalidArgumentError("page_token", `holds a position outside ${min} … ${max}; start again without a token`);
+    throw new InvalidArgumentError(field, `holds a position outside ${min} … ${max}; start again without a token`);
   }
   return value;
 }

@@ -4,7 +4,7 @@
  * afterwards changed only after a commit.
  */
 
-import { NotFoundError } from "../errors.js";
+import { FailedPreconditionError, NotFoundError } from "../errors.js";
 import { RoaringBitmap32 } from "../index/roaring.js";
 import { SegmentBitmaps } from "../index/segment-bitmaps.js";
 import { UserDirectory } from "../index/user-directory.js";
@@ -59,6 +59,17 @@ export class SegmentState {
     const planned = this.plannedRuns.get(segment.id);
     const pending = planned !== undefined && planned.key === desiredKey(segment) ? planned.nextRunAt : null;
     return { stale: isStale(segment, now.getTime()), nextEvaluationAt: nextEvaluationTime(segment, now, pending) };
+  }
+
+  /**
+   * The segment if the hot path may answer for it: ACTIVE or PAUSED (existing consumers keep
+   * working); FailedPreconditionError for DRAFT and ARCHIVED, as for an unknown id `require`.
+   */
+  servable(id: string, field: string): Segment {
+    const segment = this.require(id, field);
+    if (segment.status === "ACTIVE" || segment.status === "PAUSED") return segment;
+    const fix = segment.status === "DRAFT" ? "activate it first" : "restore it first";
+    throw new FailedPreconditionError("status", `segment ${id} is ${segment.status} and cannot be used for membership checks; ${fix}`);
   }
 
   /** The segment with `id`; InvalidArgumentError for a malformed id, NotFoundError for an unknown one. */

@@ -50,6 +50,17 @@ export function checkSegmentId(id: string, field = "segment_id"): void {
   if (!isSegmentId(id)) throw new InvalidArgumentError(field, `${JSON.stringify(id.slice(0, 64))} is not a segment id (a UUID)`);
 }
 
+/** Most segments one hot-path call may name per list. */
+export const MAX_SEGMENTS_PER_CHECK = 100;
+
+/** Checks a list of segment ids: `min` to 100 entries (callers check each id as they use it). */
+export function checkSegmentList(ids: readonly string[], field: string, min: number): void {
+  if (ids.length < min) throw new InvalidArgumentError(field, "must name at least one segment");
+  if (ids.length > MAX_SEGMENTS_PER_CHECK) {
+    throw new InvalidArgumentError(field, `${ids.length} segments is over the limit of ${MAX_SEGMENTS_PER_CHECK} per call`);
+  }
+}
+
 /** Checks one external user id: 1 to 256 bytes of UTF-8. */
 export function checkUserId(id: string, field = "user_id"): void {
   if (id.length === 0) throw new InvalidArgumentError(field, "must not be empty");
