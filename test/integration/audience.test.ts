@@ -5,13 +5,13 @@
  * ListUserSegments / ValidateTargeting as the seed's lifecycle says — on both stores.
  */
 import { status } from "@grpc/grpc-js";
-import { beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BadRequestSchema } from "../../src/gen/google/rpc/error_details_pb.js";
 import type { StreamAudienceResponse } from "../../src/gen/segments/v1/membership_service_pb.js";
 import { SegmentStatus, SegmentType } from "../../src/gen/segments/v1/segment_pb.js";
-import { useService } from "../support/service.js";
+import { startService, type TestService, useService } from "../support/service.js";
 import { detail, failure } from "../support/status.js";
-import { STORES } from "../support/stores.js";
+import { STORES, type TestStore } from "../support/stores.js";
 
 const N = 3_000;
 const user = (n: number) => (n % 2 === 0 ? `aud_${n}` : `aud_odd_${n}_${"x".repeat(n % 7)}`);
@@ -247,5 +247,52 @@ describe.each(STORES)("audiences on $name", (kind) => {
       const bad = await failure(t.service.membership.validateTargeting({ segmentIds: [ids.a ?? "", "x"] }));
       expect(detail(bad, BadRequestSchema)?.fieldViolations[0]?.field).toBe("segment_ids[1]");
     });
+  });
+});
+
+describe.each(STORES)("a resumed audience stream past retained history on $name", (kind) => {
+  const clock = { now: new Date("2026-02-01T00:00:00Z") };
+  let store: TestStore;
+  let service: TestService;
+  beforeAll(async () => {
+    store = await kind.create();
+    const env = { COMPACTION_INTERVAL_MS: "100", HISTORY_RETENTION_DAYS: "1", SNAPSHOT_EVERY_CHANGES: "1" };
+    service = await startService(store, env, undefined, () => clock.now);
+  });
+  afterAll(async () => {
+    await service.stop();
+    await store.drop();
+  });
+
+  it("continues in the current membership and says the snapshot was not kept", async () => {
+    const id = (await service.segments.createSegment({ name: "pruned", type: SegmentType.STATIC })).segment?.id ?? "";
+    await service.segments.addMembers({ segmentId: id, userIds: range(0, 100).map(user) });
+    await service.segments.activateSegment({ segmentId: id });
+    const request = { includeSegmentIds: [id], batchSize: 10 };
+    const first: StreamAudienceResponse[] = [];
+    for await (const message of service.membership.streamAudience(request)) if (first.push(message) === 2) break;
+    await service.segments.removeMembers({ segmentId: id, userIds: range(50, 100).map(user) });
+    await service.segments.addMembers({ segmentId: id, userIds: range(100, 110).map(user) });
+    // Compaction (every 100 ms) snapshots each new version at the fake time, and prunes history up
+    // to the newest snapshot older than the 1-day retention: moving the clock on two days at a
+    // time puts every snapshot taken so far past it, until version 1 is no longer retained.
+    for (let tries = 0; ; tries++) {
+      clock.now = new Date(clock.now.getTime() + 2 * 86_400_000);
+      const pruned = await service.segments.diffMembership({ segmentId: id, fromVersion: 1n, toVersion: 3n }).then(
+        () => false,
+        () => true,
+      );
+      if (pruned) break;
+      if (tries > 200) throw new Error("history was never pruned");
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    const rest: StreamAudienceResponse[] = [];
+    const token = first[1]?.resumeToken ?? "";
+    for await (const message of service.membership.streamAudience({ ...request, resumeToken: token })) rest.push(message);
+    expect(rest[0]?.snapshotKept).toBe(false);
+    // The current membership after the 20 ids already delivered: users 20–49, then the 10 new ones.
+    const delivered = new Set(first.flatMap((m) => m.userIds));
+    const current = [...range(0, 50), ...range(100, 110)].map(user).filter((u) => !delivered.has(u));
+    expect(new Set(rest.flatMap((m) => m.userIds))).toEqual(new Set(current));
   });
 });
