@@ -36,6 +36,8 @@ describe("npm run bench", () => {
         "1000",
         "--directory-users",
         "3000",
+        "--batch-sizes",
+        "1000",
         "--results-dir",
         dir,
         ...args,
@@ -57,7 +59,7 @@ describe("npm run bench", () => {
       "--concurrency",
       "2",
       "--scenario",
-      "check,bulk,memory,import,subtract,restart,directory",
+      "check,bulk,memory,import,subtract,restart,batch-check,directory",
       "--json",
       join(dir, "copy.json"),
     ]);
@@ -65,7 +67,7 @@ describe("npm run bench", () => {
     expect(await readFile(join(dir, "copy.json"), "utf8")).toEqual(await readFile(join(dir, "tiny.json"), "utf8"));
     expect(result.skipped).toEqual([]);
     expect(new Set(result.rows.map((r) => r.scenario))).toEqual(
-      new Set(["bulk", "check", "memory", "import", "subtract", "restart", "directory"]),
+      new Set(["bulk", "check", "memory", "import", "subtract", "restart", "batch-check", "directory"]),
     );
     const baselines = new Set(result.rows.map((r) => r.baseline));
     expect(baselines).toEqual(
@@ -81,6 +83,8 @@ describe("npm run bench", () => {
         "Redis SDIFFSTORE",
         "Postgres EXCEPT (count)",
         "V8 Map<string, number>",
+        "Redis SMISMEMBER",
+        "Postgres uid = ANY($2::int[])",
       ]),
     );
     for (const row of result.rows) {
