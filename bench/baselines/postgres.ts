@@ -65,6 +65,38 @@ export class PostgresBaseline {
     return performance.now() - started;
   }
 
+  /** `(∪ include) − exclude` over the membership table, as SQL (our own integers, inlined so COPY can take it). */
+  audienceSql(include: readonly number[], exclude: number): string {
+    const members = (segment: number) => `SELECT uid FROM ${this.table} WHERE segment_id = ${Math.trunc(segment)}`;
+    return `${include.map(members).join(" UNION ")} EXCEPT ${members(exclude)}`;
+  }
+
+  /** The audience counted with UNION / EXCEPT. */
+  async audienceCount(include: readonly number[], exclude: number): Promise<number> {
+    const rows = await this.pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM (${this.audienceSql(include, exclude)}) a`);
+    return rows.rows[0]?.n ?? 0;
+  }
+
+  /** The audience read out with `COPY (…) TO STDOUT`; returns the rows read. */
+  async audienceCopy(include: readonly number[], exclude: number): Promise<number> {
+    const client = await this.pool.connect();
+    let rows = 0;
+    try {
+      await pipeline(
+        client.query(copyTo(`COPY (${this.audienceSql(include, exclude)}) TO STDOUT`)),
+        new Writable({
+          write(chunk: Buffer, _encoding, done) {
+            for (let i = chunk.indexOf(0x0a); i >= 0; i = chunk.indexOf(0x0a, i + 1)) rows++;
+            done();
+          },
+        }),
+      );
+    } finally {
+      client.release();
+    }
+    return rows;
+  }
+
   /** Table plus index size, in bytes. */
   async relationSize(): Promise<number> {
     await this.pool.query(`VACUUM ANALYZE ${this.table}`);

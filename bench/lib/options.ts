@@ -9,6 +9,7 @@ export const SCENARIOS = [
   "subtract",
   "restart",
   "batch-check",
+  "audience",
   "import-check",
   "events",
   "evaluate",
