@@ -39,16 +39,28 @@ export class PostgresBaseline {
   }
 
   /** COPYs every member of `segmentId`; returns elapsed ms. */
-  async load(segmentId: number, batches: Iterable<number[]>): Promise<number> {
+  load(segmentId: number, batches: Iterable<number[]>): Promise<number> {
+    return this.copyIn(
+      (function* () {
+        for (const batch of batches) yield batch.map((uid) => `${segmentId}\t${uid}\n`).join("");
+      })(),
+    );
+  }
+
+  /** COPYs the members of many segments: one list of uids per segment, segment_id `first` + its index. */
+  loadSegments(first: number, members: readonly number[][]): Promise<number> {
+    return this.copyIn(
+      (function* () {
+        for (const [i, uids] of members.entries()) yield uids.map((uid) => `${first + i}\t${uid}\n`).join("");
+      })(),
+    );
+  }
+
+  private async copyIn(text: Iterable<string>): Promise<number> {
     const started = performance.now();
     const client = await this.pool.connect();
     try {
-      const rows = Readable.from(
-        (function* () {
-          for (const batch of batches) yield batch.map((uid) => `${segmentId}\t${uid}\n`).join("");
-        })(),
-      );
-      await pipeline(rows, client.query(copyFrom(`COPY ${this.table} (segment_id, uid) FROM STDIN`)));
+      await pipeline(Readable.from(text), client.query(copyFrom(`COPY ${this.table} (segment_id, uid) FROM STDIN`)));
     } finally {
       client.release();
     }
@@ -95,6 +107,14 @@ export class PostgresBaseline {
       client.release();
     }
     return rows;
+  }
+
+  /** A secondary index on uid, for "which segments is this user in?"; returns elapsed ms. */
+  async indexUid(): Promise<number> {
+    const started = performance.now();
+    await this.pool.query(`CREATE INDEX IF NOT EXISTS membership_uid ON ${this.table} (uid)`);
+    await this.pool.query(`ANALYZE ${this.table}`);
+    return performance.now() - started;
   }
 
   /** Table plus index size, in bytes. */

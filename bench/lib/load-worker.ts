@@ -17,8 +17,10 @@ import { latencyHistogram, MAX_US } from "./histogram.js";
 export type Target =
   | { kind: "grpc-check"; address: string; segmentId: string }
   | { kind: "grpc-noop"; address: string }
+  | { kind: "grpc-list-user-segments"; address: string }
   | { kind: "redis-sismember"; url: string; key: string }
   | { kind: "pg-point"; url: string; table: string; segmentId: number }
+  | { kind: "pg-user-segments"; url: string; table: string }
   | { kind: "grpc-batch-check"; address: string; segmentId: string; batch: number }
   | { kind: "redis-smismember"; url: string; key: string; batch: number }
   | { kind: "pg-batch"; url: string; table: string; segmentId: number; batch: number };
@@ -66,6 +68,10 @@ async function connect(job: WorkerJob, random: Random): Promise<{ call: Call; cl
       const client = createClient(Health, target.address);
       return { call: () => client.check({ service: "" }), close: async () => client.close() };
     }
+    case "grpc-list-user-segments": {
+      const client = createClient(MembershipService, target.address);
+      return { call: () => client.listUserSegments({ userId: userId(seed, user()) }), close: async () => client.close() };
+    }
     case "redis-sismember": {
       const redis = await redisClient(target.url);
       return { call: () => redis.sismember(target.key, userId(seed, user())), close: async () => void redis.disconnect() };
@@ -74,6 +80,11 @@ async function connect(job: WorkerJob, random: Random): Promise<{ call: Call; cl
       const pool = new pg.Pool({ connectionString: target.url, max: job.concurrency });
       const text = `SELECT EXISTS (SELECT 1 FROM ${target.table} WHERE segment_id = $1 AND uid = $2) AS member`;
       return { call: () => pool.query(text, [target.segmentId, user()]), close: () => pool.end() };
+    }
+    case "pg-user-segments": {
+      const pool = new pg.Pool({ connectionString: target.url, max: job.concurrency });
+      const text = `SELECT segment_id FROM ${target.table} WHERE uid = $1`;
+      return { call: () => pool.query(text, [user()]), close: () => pool.end() };
     }
     default:
       return connectBatch(job, target, random);

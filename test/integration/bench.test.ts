@@ -36,6 +36,8 @@ describe("npm run bench", () => {
         "1000",
         "--directory-users",
         "3000",
+        "--list-segments",
+        "20",
         "--batch-sizes",
         "1000",
         "--results-dir",
@@ -59,7 +61,7 @@ describe("npm run bench", () => {
       "--concurrency",
       "2",
       "--scenario",
-      "check,bulk,memory,import,subtract,restart,batch-check,audience,directory",
+      "check,bulk,memory,import,subtract,restart,batch-check,audience,list-user-segments,directory",
       "--json",
       join(dir, "copy.json"),
     ]);
@@ -67,7 +69,7 @@ describe("npm run bench", () => {
     expect(await readFile(join(dir, "copy.json"), "utf8")).toEqual(await readFile(join(dir, "tiny.json"), "utf8"));
     expect(result.skipped).toEqual([]);
     expect(new Set(result.rows.map((r) => r.scenario))).toEqual(
-      new Set(["bulk", "check", "memory", "import", "subtract", "restart", "batch-check", "audience", "directory"]),
+      new Set(["bulk", "check", "memory", "import", "subtract", "restart", "batch-check", "audience", "list-user-segments", "directory"]),
     );
     const baselines = new Set(result.rows.map((r) => r.baseline));
     expect(baselines).toEqual(
@@ -90,6 +92,8 @@ describe("npm run bench", () => {
         "Redis SUNIONSTORE + SDIFFSTORE, then SSCAN COUNT 10000",
         "Postgres COPY (UNION … EXCEPT) TO STDOUT",
         "the same stream, fast reader",
+        "CheckMembership, one segment (dense)",
+        "Postgres segment_id by uid (secondary index)",
       ]),
     );
     for (const row of result.rows) {
