@@ -9,20 +9,25 @@ import { directoryScenario } from "./directory.js";
 import { type BenchContext, setUp } from "./lib/context.js";
 import { parseOptions, type Scenario } from "./lib/options.js";
 import { machine, markdownTable, type Row, type RunResult, writeResult } from "./lib/report.js";
+import { audienceScenario } from "./scenarios/audience.js";
+import { batchCheck } from "./scenarios/batch-check.js";
 import { bulk } from "./scenarios/bulk.js";
 import { check } from "./scenarios/check.js";
 import { evaluateScenario } from "./scenarios/evaluate.js";
 import { eventsScenario } from "./scenarios/events.js";
 import { importScenario } from "./scenarios/import.js";
 import { importCheck } from "./scenarios/import-check.js";
+import { listUserSegments } from "./scenarios/list-user-segments.js";
 import { memory } from "./scenarios/memory.js";
 import { restart } from "./scenarios/restart.js";
 import { subtractScenario } from "./scenarios/subtract.js";
 import { updateReadme } from "./update-readme.js";
 
 // The scenarios that drive the running service, in this order: memory reads the three dataset
-// segments before import and subtract add more; restart replaces the process; import-check, which
-// adds 1–2M users and imported segments, comes last so it changes none of the other figures.
+// segments before import and subtract add more; restart replaces the process; batch-check reads
+// only and audience adds seven segments (six of users/10 members, one EVERYONE) after restart has
+// counted what it restores; import-check, which adds 1–2M users and imported segments, and
+// list-user-segments, which adds 10,000 segments, come last so they change none of the other figures.
 const SERVICE_SCENARIOS: Record<Exclude<Scenario, "directory">, (ctx: BenchContext, log: (line: string) => void) => Promise<Row[]>> = {
   bulk,
   check,
@@ -30,9 +35,12 @@ const SERVICE_SCENARIOS: Record<Exclude<Scenario, "directory">, (ctx: BenchConte
   import: importScenario,
   subtract: subtractScenario,
   restart,
+  "batch-check": batchCheck,
+  audience: audienceScenario,
   "import-check": importCheck,
   events: eventsScenario,
   evaluate: evaluateScenario,
+  "list-user-segments": listUserSegments,
 };
 
 async function main(): Promise<void> {

@@ -39,16 +39,28 @@ export class PostgresBaseline {
   }
 
   /** COPYs every member of `segmentId`; returns elapsed ms. */
-  async load(segmentId: number, batches: Iterable<number[]>): Promise<number> {
+  load(segmentId: number, batches: Iterable<number[]>): Promise<number> {
+    return this.copyIn(
+      (function* () {
+        for (const batch of batches) yield batch.map((uid) => `${segmentId}\t${uid}\n`).join("");
+      })(),
+    );
+  }
+
+  /** COPYs the members of many segments: one list of uids per segment, segment_id `first` + its index. */
+  loadSegments(first: number, members: readonly number[][]): Promise<number> {
+    return this.copyIn(
+      (function* () {
+        for (const [i, uids] of members.entries()) yield uids.map((uid) => `${first + i}\t${uid}\n`).join("");
+      })(),
+    );
+  }
+
+  private async copyIn(text: Iterable<string>): Promise<number> {
     const started = performance.now();
     const client = await this.pool.connect();
     try {
-      const rows = Readable.from(
-        (function* () {
-          for (const batch of batches) yield batch.map((uid) => `${segmentId}\t${uid}\n`).join("");
-        })(),
-      );
-      await pipeline(rows, client.query(copyFrom(`COPY ${this.table} (segment_id, uid) FROM STDIN`)));
+      await pipeline(Readable.from(text), client.query(copyFrom(`COPY ${this.table} (segment_id, uid) FROM STDIN`)));
     } finally {
       client.release();
     }
@@ -62,6 +74,46 @@ export class PostgresBaseline {
       `SELECT count(*) FROM (SELECT uid FROM ${this.table} WHERE segment_id = $1 EXCEPT SELECT uid FROM ${this.table} WHERE segment_id = $2) d`,
       [from, minus],
     );
+    return performance.now() - started;
+  }
+
+  /** `(∪ include) − exclude` over the membership table, as SQL (our own integers, inlined so COPY can take it). */
+  audienceSql(include: readonly number[], exclude: number): string {
+    const members = (segment: number) => `SELECT uid FROM ${this.table} WHERE segment_id = ${Math.trunc(segment)}`;
+    return `${include.map(members).join(" UNION ")} EXCEPT ${members(exclude)}`;
+  }
+
+  /** The audience counted with UNION / EXCEPT. */
+  async audienceCount(include: readonly number[], exclude: number): Promise<number> {
+    const rows = await this.pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM (${this.audienceSql(include, exclude)}) a`);
+    return rows.rows[0]?.n ?? 0;
+  }
+
+  /** The audience read out with `COPY (…) TO STDOUT`; returns the rows read. */
+  async audienceCopy(include: readonly number[], exclude: number): Promise<number> {
+    const client = await this.pool.connect();
+    let rows = 0;
+    try {
+      await pipeline(
+        client.query(copyTo(`COPY (${this.audienceSql(include, exclude)}) TO STDOUT`)),
+        new Writable({
+          write(chunk: Buffer, _encoding, done) {
+            for (let i = chunk.indexOf(0x0a); i >= 0; i = chunk.indexOf(0x0a, i + 1)) rows++;
+            done();
+          },
+        }),
+      );
+    } finally {
+      client.release();
+    }
+    return rows;
+  }
+
+  /** A secondary index on uid, for "which segments is this user in?"; returns elapsed ms. */
+  async indexUid(): Promise<number> {
+    const started = performance.now();
+    await this.pool.query(`CREATE INDEX IF NOT EXISTS membership_uid ON ${this.table} (uid)`);
+    await this.pool.query(`ANALYZE ${this.table}`);
     return performance.now() - started;
   }
 

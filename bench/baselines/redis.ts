@@ -55,6 +55,39 @@ export class RedisBaseline {
     return performance.now() - started;
   }
 
+  /** SUNIONSTORE of `include` then SDIFFSTORE of `exclude` into `dest`; returns the audience size. */
+  async audienceStore(dest: string, include: readonly string[], exclude: string): Promise<number> {
+    await this.redis.sunionstore(
+      this.key(`${dest}:union`),
+      include.map((k) => this.key(k)),
+    );
+    return this.redis.sdiffstore(this.key(dest), this.key(`${dest}:union`), this.key(exclude));
+  }
+
+  /** The audience counted: SUNIONSTORE + SDIFFSTORE + SCARD. */
+  async audienceCount(include: readonly string[], exclude: string): Promise<number> {
+    await this.audienceStore("audience", include, exclude);
+    return this.redis.scard(this.key("audience"));
+  }
+
+  /** The audience read out: SUNIONSTORE + SDIFFSTORE, then SSCAN with COUNT `batch` to the end; returns the ids read. */
+  async audienceScan(include: readonly string[], exclude: string, batch: number): Promise<number> {
+    await this.audienceStore("audience", include, exclude);
+    let cursor = "0";
+    let read = 0;
+    do {
+      const [next, ids] = await this.redis.sscan(this.key("audience"), cursor, "COUNT", batch);
+      read += ids.length;
+      cursor = next;
+    } while (cursor !== "0");
+    return read;
+  }
+
+  /** Deletes some sets (UNLINK: freed off Redis's main thread). */
+  async drop(...segments: string[]): Promise<void> {
+    await this.redis.unlink(...segments.map((s) => this.key(s)));
+  }
+
   /** `used_memory` from INFO memory, in bytes. */
   async usedMemory(): Promise<number> {
     const info = await this.redis.info("memory");

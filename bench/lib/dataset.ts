@@ -71,7 +71,8 @@ export function segmentSpecs(seed: number, users: number, batch: number): Segmen
   ];
 }
 
-function* batches(size: number, numbers: () => Generator<number>): Generator<number[]> {
+/** The numbers a generator yields, in arrays of `size`. */
+export function* batches(size: number, numbers: () => Generator<number>): Generator<number[]> {
   let out: number[] = [];
   for (const n of numbers()) {
     out.push(n);

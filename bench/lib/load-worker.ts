@@ -13,12 +13,24 @@ import { MembershipService } from "../../src/gen/segments/v1/membership_service_
 import { rng, userId } from "./dataset.js";
 import { latencyHistogram, MAX_US } from "./histogram.js";
 
-/** What a worker calls. */
+/** What a worker calls. Batch kinds ask about `batch` random users per call. */
 export type Target =
   | { kind: "grpc-check"; address: string; segmentId: string }
   | { kind: "grpc-noop"; address: string }
+  | { kind: "grpc-list-user-segments"; address: string }
   | { kind: "redis-sismember"; url: string; key: string }
-  | { kind: "pg-point"; url: string; table: string; segmentId: number };
+  | { kind: "pg-point"; url: string; table: string; segmentId: number }
+  | { kind: "pg-user-segments"; url: string; table: string }
+  | { kind: "grpc-batch-check"; address: string; segmentId: string; batch: number }
+  | { kind: "redis-smismember"; url: string; key: string; batch: number }
+  | { kind: "pg-batch"; url: string; table: string; segmentId: number; batch: number };
+
+/**
+ * Random users drawn per worker before the clock starts (fewer for a tiny dataset, but at least
+ * two batches): a batch call takes a slice at a random offset, so the load process spends its
+ * time calling, not making ids.
+ */
+const POOL_USERS = 200_000;
 
 /** The first message a worker receives. */
 export interface WorkerJob {
@@ -38,37 +50,93 @@ export interface WorkerReport {
   elapsedMs: number;
 }
 
-type Call = (n: number) => Promise<unknown>;
+type Call = () => Promise<unknown>;
 
-async function connect(target: Target, seed: number, concurrency: number): Promise<{ call: Call; close(): Promise<void> }> {
+/** The worker's seeded RNG: uniform in [0, 1). */
+type Random = () => number;
+
+async function connect(job: WorkerJob, random: Random): Promise<{ call: Call; close(): Promise<void> }> {
+  const { target, seed } = job;
+  const user = () => Math.floor(random() * job.users);
   switch (target.kind) {
     case "grpc-check": {
       const client = createClient(MembershipService, target.address);
       const segmentIds = [target.segmentId];
-      return { call: (n) => client.checkMembership({ userId: userId(seed, n), segmentIds }), close: async () => client.close() };
+      return { call: () => client.checkMembership({ userId: userId(seed, user()), segmentIds }), close: async () => client.close() };
     }
     case "grpc-noop": {
       const client = createClient(Health, target.address);
       return { call: () => client.check({ service: "" }), close: async () => client.close() };
     }
+    case "grpc-list-user-segments": {
+      const client = createClient(MembershipService, target.address);
+      return { call: () => client.listUserSegments({ userId: userId(seed, user()) }), close: async () => client.close() };
+    }
     case "redis-sismember": {
-      const redis = new Redis(target.url, { lazyConnect: true, maxRetriesPerRequest: 0 });
-      await redis.connect();
-      return { call: (n) => redis.sismember(target.key, userId(seed, n)), close: async () => void redis.disconnect() };
+      const redis = await redisClient(target.url);
+      return { call: () => redis.sismember(target.key, userId(seed, user())), close: async () => void redis.disconnect() };
     }
     case "pg-point": {
-      const pool = new pg.Pool({ connectionString: target.url, max: concurrency });
+      const pool = new pg.Pool({ connectionString: target.url, max: job.concurrency });
       const text = `SELECT EXISTS (SELECT 1 FROM ${target.table} WHERE segment_id = $1 AND uid = $2) AS member`;
-      return { call: (n) => pool.query(text, [target.segmentId, n]), close: () => pool.end() };
+      return { call: () => pool.query(text, [target.segmentId, user()]), close: () => pool.end() };
+    }
+    case "pg-user-segments": {
+      const pool = new pg.Pool({ connectionString: target.url, max: job.concurrency });
+      const text = `SELECT segment_id FROM ${target.table} WHERE uid = $1`;
+      return { call: () => pool.query(text, [user()]), close: () => pool.end() };
+    }
+    default:
+      return connectBatch(job, target, random);
+  }
+}
+
+type BatchTarget = Extract<Target, { batch: number }>;
+
+/** Batch targets: each call asks about `batch` consecutive users of a pool drawn in advance. */
+async function connectBatch(job: WorkerJob, target: BatchTarget, random: Random): Promise<{ call: Call; close(): Promise<void> }> {
+  const size = Math.max(2 * target.batch, Math.min(POOL_USERS, 10 * job.users));
+  const numbers = Array.from({ length: size }, () => Math.floor(random() * job.users));
+  const slice = <T>(pool: T[]) => {
+    const from = Math.floor(random() * (pool.length - target.batch + 1));
+    return pool.slice(from, from + target.batch);
+  };
+  switch (target.kind) {
+    case "grpc-batch-check": {
+      const client = createClient(MembershipService, target.address);
+      const ids = numbers.map((n) => userId(job.seed, n));
+      return {
+        call: () => client.batchCheckMembership({ segmentId: target.segmentId, userIds: slice(ids) }),
+        close: async () => client.close(),
+      };
+    }
+    case "redis-smismember": {
+      const redis = await redisClient(target.url);
+      const ids = numbers.map((n) => userId(job.seed, n));
+      return { call: () => redis.smismember(target.key, slice(ids)), close: async () => void redis.disconnect() };
+    }
+    case "pg-batch": {
+      const pool = new pg.Pool({ connectionString: target.url, max: job.concurrency });
+      const text = `SELECT uid FROM ${target.table} WHERE segment_id = $1 AND uid = ANY($2::int[])`;
+      return { call: () => pool.query(text, [target.segmentId, slice(numbers)]), close: () => pool.end() };
     }
   }
 }
 
+async function redisClient(url: string): Promise<Redis> {
+  const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0 });
+  await redis.connect();
+  return redis;
+}
+
 async function run(job: WorkerJob): Promise<WorkerReport> {
-  const { call, close } = await connect(job.target, job.seed, job.concurrency);
+  const pick = rng(job.seed ^ process.pid);
+  const { call, close } = await connect(job, pick);
+  // One call before the clock starts, so connecting is never inside a short run's measured window
+  // (its failure, if any, shows up again in the measured calls).
+  await call().catch(() => undefined);
   const histogram = latencyHistogram();
   const errors: Record<string, number> = {};
-  const pick = rng(job.seed ^ process.pid);
   const measureFrom = performance.now() + job.warmupMs;
   const end = measureFrom + job.durationMs;
   let calls = 0;
@@ -77,7 +145,7 @@ async function run(job: WorkerJob): Promise<WorkerReport> {
       const started = performance.now();
       if (started >= end) return;
       try {
-        await call(Math.floor(pick() * job.users));
+        await call();
         if (started >= measureFrom) {
           histogram.recordValue(Math.min(MAX_US, Math.max(1, Math.round((performance.now() - started) * 1000))));
           calls++;

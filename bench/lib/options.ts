@@ -8,9 +8,12 @@ export const SCENARIOS = [
   "import",
   "subtract",
   "restart",
+  "batch-check",
+  "audience",
   "import-check",
   "events",
   "evaluate",
+  "list-user-segments",
   "directory",
 ] as const;
 /** A scenario name. */
@@ -34,6 +37,10 @@ export interface BenchOptions {
   /** Extra segments seeded into the store before the restart, and their members in all. */
   restartSegments: number;
   restartMembers: number;
+  /** Users per BatchCheckMembership call in `batch-check`. */
+  batchSizes: number[];
+  /** Extra ACTIVE segments `list-user-segments` creates. */
+  listSegments: number;
   /** Directory sizes the `directory` scenario builds. */
   directoryUsers: number[];
 }
@@ -48,6 +55,8 @@ const HELP = `npm run bench -- [options]
   --store S            pglite | postgres: the service's own store (default postgres)
   --restart-segments N   segments added to the store before the restart (default 1,000; quick 100)
   --restart-members N    their members in all (default 50,000,000; quick 500,000)
+  --batch-sizes N,M     users per call in batch-check (default 1,000,10,000)
+  --list-segments N     extra segments list-user-segments creates (default 10,000; quick 1,000)
   --directory-users N,M  directory sizes for the directory scenario (default 10,000,000,50,000,000; quick: --users)
   --seed N             RNG seed for ids, memberships and lookups (default 873)
   --name NAME          results go to bench/results/NAME.json (default: full, or quick)
@@ -78,6 +87,8 @@ export function parseOptions(argv: string[]): BenchOptions {
       "restart-segments": { type: "string" },
       "restart-members": { type: "string" },
       "directory-users": { type: "string" },
+      "list-segments": { type: "string" },
+      "batch-sizes": { type: "string", default: "1000,10000" },
       help: { type: "boolean", default: false },
     },
   });
@@ -109,6 +120,8 @@ export function parseOptions(argv: string[]): BenchOptions {
     directoryUsers: (values["directory-users"]?.split(",") ?? (values.quick ? [String(users)] : ["10000000", "50000000"])).map((n) =>
       count(n, 0, "--directory-users"),
     ),
+    batchSizes: values["batch-sizes"].split(",").map((n) => count(n, 0, "--batch-sizes")),
+    listSegments: count(values["list-segments"], values.quick ? 1_000 : 10_000, "--list-segments"),
     restartMembers: whole(values["restart-members"], values.quick ? 500_000 : 50_000_000, "--restart-members"),
   };
 }

@@ -26,7 +26,16 @@ export function* numbers(users: number, step = 1): Generator<number[]> {
 }
 
 /** Imports users 0, step, 2·step, … into a new ACTIVE segment; returns its id and the elapsed ms. */
-export async function importSegment(ctx: BenchContext, name: string, step: number): Promise<{ id: string; ms: number; size: number }> {
+export function importSegment(ctx: BenchContext, name: string, step: number): Promise<{ id: string; ms: number; size: number }> {
+  return importNumbers(ctx, name, numbers(ctx.options.users, step));
+}
+
+/** Imports the dataset users `batches` names, in one ImportMembers stream, into a new ACTIVE segment. */
+export async function importNumbers(
+  ctx: BenchContext,
+  name: string,
+  batches: Iterable<number[]>,
+): Promise<{ id: string; ms: number; size: number }> {
   const client = createClient(SegmentService, ctx.service.address);
   try {
     const { segment } = await client.createSegment({ name, type: SegmentType.STATIC });
@@ -36,7 +45,7 @@ export async function importSegment(ctx: BenchContext, name: string, step: numbe
     const result = await client.importMembers(
       (function* () {
         let first = true;
-        for (const batch of numbers(ctx.options.users, step)) {
+        for (const batch of batches) {
           yield { ...(first ? { segmentId: id, mode: ImportMode.ADD } : {}), userIds: batch.map((n) => userId(seed, n)) };
           first = false;
         }

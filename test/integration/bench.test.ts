@@ -36,6 +36,10 @@ describe("npm run bench", () => {
         "1000",
         "--directory-users",
         "3000",
+        "--list-segments",
+        "20",
+        "--batch-sizes",
+        "1000",
         "--results-dir",
         dir,
         ...args,
@@ -57,7 +61,7 @@ describe("npm run bench", () => {
       "--concurrency",
       "2",
       "--scenario",
-      "check,bulk,memory,import,subtract,restart,directory",
+      "check,bulk,memory,import,subtract,restart,batch-check,audience,list-user-segments,directory",
       "--json",
       join(dir, "copy.json"),
     ]);
@@ -65,7 +69,7 @@ describe("npm run bench", () => {
     expect(await readFile(join(dir, "copy.json"), "utf8")).toEqual(await readFile(join(dir, "tiny.json"), "utf8"));
     expect(result.skipped).toEqual([]);
     expect(new Set(result.rows.map((r) => r.scenario))).toEqual(
-      new Set(["bulk", "check", "memory", "import", "subtract", "restart", "directory"]),
+      new Set(["bulk", "check", "memory", "import", "subtract", "restart", "batch-check", "audience", "list-user-segments", "directory"]),
     );
     const baselines = new Set(result.rows.map((r) => r.baseline));
     expect(baselines).toEqual(
@@ -81,6 +85,15 @@ describe("npm run bench", () => {
         "Redis SDIFFSTORE",
         "Postgres EXCEPT (count)",
         "V8 Map<string, number>",
+        "Redis SMISMEMBER",
+        "Postgres uid = ANY($2::int[])",
+        "Redis SUNIONSTORE + SDIFFSTORE + SCARD",
+        "Postgres count(*) of UNION … EXCEPT",
+        "Redis SUNIONSTORE + SDIFFSTORE, then SSCAN COUNT 10000",
+        "Postgres COPY (UNION … EXCEPT) TO STDOUT",
+        "the same stream, fast reader",
+        "CheckMembership, one segment (dense)",
+        "Postgres segment_id by uid (secondary index)",
       ]),
     );
     for (const row of result.rows) {
@@ -97,7 +110,7 @@ describe("npm run bench", () => {
   });
 
   it("still completes with Redis unreachable, and says why its column is empty", async () => {
-    const stdout = await bench(["--name", "no-redis", "--scenario", "memory"], { REDIS_URL: "redis://127.0.0.1:1" });
+    const stdout = await bench(["--name", "no-redis", "--scenario", "memory,audience"], { REDIS_URL: "redis://127.0.0.1:1" });
     const result = JSON.parse(await readFile(join(dir, "no-redis.json"), "utf8")) as RunResult;
     expect(result.skipped).toHaveLength(1);
     expect(result.skipped[0]).toContain("Redis at redis://127.0.0.1:1 unreachable");
