@@ -7,6 +7,8 @@ import { RoaringBitmap32 } from "./roaring.js";
 /** Segment id → current membership bitmap. */
 export class SegmentBitmaps {
   private readonly bySegment = new Map<string, RoaringBitmap32>();
+  /** Bumped by every set and delete, so views derived from the bitmaps know when to rebuild. */
+  generation = 0;
 
   /** The current bitmap of `segmentId`; an empty one for a segment with no members yet. */
   get(segmentId: string): RoaringBitmap32 {
@@ -20,11 +22,13 @@ export class SegmentBitmaps {
 
   /** Publishes `bitmap` as the membership of `segmentId` (a reference swap). */
   set(segmentId: string, bitmap: RoaringBitmap32): void {
+    this.generation++;
     this.bySegment.set(segmentId, bitmap);
   }
 
   /** Forgets a deleted segment. */
   delete(segmentId: string): void {
+    this.generation++;
     this.bySegment.delete(segmentId);
   }
 

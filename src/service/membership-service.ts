@@ -79,18 +79,16 @@ export class MembershipService {
 
   /**
    * Every ACTIVE or PAUSED segment containing `userId`, EVERYONE included, ordered by segment id.
-   * One `has()` per servable segment (~50 ns each): 10,000 segments cost ~0.5–1 ms of loop time
-   * (bench `audience`); an inverted index would cost memory per membership instead.
+   * One `has()` per served segment over a cached list (SegmentState.servedSegments); an inverted
+   * index would cost memory per membership instead. Figures: bench `list-user-segments`.
    */
   listUserSegments(userId: string): MembershipAnswer[] {
     checkUserId(userId);
     const uid = this.state.directory.lookup(userId);
-    const { bitmaps } = this.state;
     const now = this.now();
     const found: MembershipAnswer[] = [];
-    for (const segment of this.state.segments.values()) {
-      if (segment.status !== "ACTIVE" && segment.status !== "PAUSED") continue;
-      if (segment.type === "EVERYONE" || (uid !== undefined && bitmaps.get(segment.id).has(uid))) {
+    for (const { segment, bitmap, everyone } of this.state.servedSegments()) {
+      if (everyone || (uid !== undefined && bitmap.has(uid))) {
         found.push({
           segmentId: segment.id,
           member: true,

@@ -30,9 +30,32 @@ export interface Freshness {
   nextEvaluationAt: Date | null;
 }
 
+/** A Map that counts its changes, so views derived from it know when to rebuild. */
+class CountedMap<K, V> extends Map<K, V> {
+  generation = 0;
+
+  override set(key: K, value: V): this {
+    this.generation++;
+    return super.set(key, value);
+  }
+
+  override delete(key: K): boolean {
+    this.generation++;
+    return super.delete(key);
+  }
+}
+
+/** A segment the hot path serves (ACTIVE or PAUSED), with its current bitmap. */
+export interface ServedSegment {
+  segment: Segment;
+  bitmap: RoaringBitmap32;
+  everyone: boolean;
+}
+
 /** The in-memory view of every segment. */
 export class SegmentState {
-  readonly segments = new Map<string, Segment>();
+  readonly segments = new CountedMap<string, Segment>();
+  private served: { list: ServedSegment[]; segments: number; bitmaps: number } | undefined;
   readonly bitmaps = new SegmentBitmaps();
   readonly directory = new UserDirectory();
   /** Per segment: changes written since its newest snapshot (count, bytes), for compaction. */
@@ -52,6 +75,23 @@ export class SegmentState {
     this.segments.set(segment.id, segment);
     const log = this.unsnapshotted.get(segment.id) ?? { count: 0, bytes: 0 };
     this.unsnapshotted.set(segment.id, { count: log.count + 1, bytes: log.bytes + changeBytes });
+  }
+
+  /**
+   * Every ACTIVE or PAUSED segment with its bitmap, rebuilt only after a segment or a bitmap
+   * changed: scans over all segments (ListUserSegments) then cost one `has()` per segment.
+   */
+  servedSegments(): readonly ServedSegment[] {
+    const { generation: segments } = this.segments;
+    const { generation: bitmaps } = this.bitmaps;
+    if (this.served?.segments === segments && this.served.bitmaps === bitmaps) return this.served.list;
+    const list: ServedSegment[] = [];
+    for (const segment of this.segments.values()) {
+      if (segment.status !== "ACTIVE" && segment.status !== "PAUSED") continue;
+      list.push({ segment, bitmap: this.bitmaps.get(segment.id), everyone: segment.type === "EVERYONE" });
+    }
+    this.served = { list, segments, bitmaps };
+    return list;
   }
 
   /** How fresh `segment` is at `now`: the `stale` flag and when its next scheduled evaluation is due. */
