@@ -24,7 +24,7 @@ export type TlsOptions =
 
 /** HTTP/2 keepalive pings: a connection that does not answer one within `timeoutMs` is dropped and its calls fail UNAVAILABLE. */
 export interface KeepaliveOptions {
-  /** Ping after this long without activity; the service itself pings every 60 s. */
+  /** Interval between pings; the service itself pings every 60 s. */
   timeMs: number;
   /** Drop the connection when a ping is not answered within this. */
   timeoutMs: number;

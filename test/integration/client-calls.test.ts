@@ -374,3 +374,17 @@ describe("AbortSignal", () => {
     await vi.waitFor(() => expect(seen.cancelled).toBe(true));
   });
 });
+
+describe("waitForReady", () => {
+  it("resolves once connected", async () => {
+    const segments = await connect({});
+    await segments.waitForReady({ deadline: new Date(Date.now() + 10_000) });
+  });
+
+  it("fails UNAVAILABLE when nothing answers by the deadline", async () => {
+    const stopped = await startFakeServer([]);
+    await stopped.stop();
+    client = new SegmentsClient(stopped.address);
+    expect((await failure(client.waitForReady({ deadline: new Date(Date.now() + 200) }))).code).toBe(Code.UNAVAILABLE);
+  });
+});
