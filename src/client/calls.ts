@@ -73,16 +73,19 @@ export function bindService<S extends DescService>(channel: grpc.Client, service
 function bindMethod(channel: grpc.Client, method: DescMethod, behaviour: CallBehaviour): unknown {
   switch (method.methodKind) {
     case "unary":
-      return (request: unknown, options?: CallOptions) => unary(channel, new Call(method, behaviour, options), request);
+      return (request: unknown, options?: CallOptions) => unary(channel, () => new Call(method, behaviour, options), request);
     case "server_streaming":
-      return (request: unknown, options?: CallOptions) => serverStream(channel, new Call(method, behaviour, options), request);
+      return (request: unknown, options?: CallOptions) => serverStream(channel, () => new Call(method, behaviour, options), request);
     case "client_streaming":
       return (requests: AsyncIterable<unknown> | Iterable<unknown>, options?: CallOptions) =>
-        clientStream(channel, new Call(method, behaviour, options), requests);
+        clientStream(channel, () => new Call(method, behaviour, options), requests);
     default:
       throw new Error(`${method.methodKind} methods are not supported`);
   }
 }
+
+/** A year: longer deadlines are a mistake (grpc-js encodes them as hours anyway); null means none. */
+export const MAX_TIMEOUT_MS = 366 * 24 * 3_600_000;
 
 /** One logical call: its deadline, request id and metadata, shared by its attempts. */
 class Call {
@@ -101,6 +104,8 @@ class Call {
   ) {
     this.path = `/${method.parent.typeName}/${method.name}`;
     const timeoutMs = options.timeoutMs === undefined ? behaviour.defaultTimeoutMs(method) : options.timeoutMs;
+    if (timeoutMs !== null && !(timeoutMs >= 0 && timeoutMs <= MAX_TIMEOUT_MS))
+      throw new RangeError(`timeoutMs must be 0–${MAX_TIMEOUT_MS} or null, got ${timeoutMs}`);
     this.deadline = options.deadline ?? (timeoutMs === null ? undefined : new Date(Date.now() + timeoutMs));
     this.signal = options.signal;
     this.requestId = options.requestId ?? (behaviour.generateRequestIds ? randomUUID() : undefined);
@@ -169,7 +174,8 @@ class Call {
   }
 }
 
-async function unary(channel: grpc.Client, call: Call, request: unknown): Promise<unknown> {
+async function unary(channel: grpc.Client, start: () => Call, request: unknown): Promise<unknown> {
+  const call = start();
   for (let attempt = 1; ; attempt++) {
     call.throwIfAborted();
     try {
@@ -205,7 +211,8 @@ function unaryAttempt(channel: grpc.Client, call: Call, request: unknown): Promi
  * cancelled on the server too — when the consumer stops early (`break`, `return`, a throw in the
  * loop body) or aborts. UNAVAILABLE is retried only before the first message.
  */
-async function* serverStream(channel: grpc.Client, call: Call, request: unknown): AsyncGenerator<unknown, void, undefined> {
+async function* serverStream(channel: grpc.Client, start: () => Call, request: unknown): AsyncGenerator<unknown, void, undefined> {
+  const call = start();
   for (let attempt = 1; ; attempt++) {
     call.throwIfAborted();
     const stream = channel.makeServerStreamRequest(
@@ -238,7 +245,12 @@ async function* serverStream(channel: grpc.Client, call: Call, request: unknown)
   }
 }
 
-async function clientStream(channel: grpc.Client, call: Call, requests: AsyncIterable<unknown> | Iterable<unknown>): Promise<unknown> {
+async function clientStream(
+  channel: grpc.Client,
+  start: () => Call,
+  requests: AsyncIterable<unknown> | Iterable<unknown>,
+): Promise<unknown> {
+  const call = start();
   call.throwIfAborted();
   let finish = () => {};
   const finished = new Promise<void>((resolve) => {

@@ -6,7 +6,7 @@ import type { DescMethod } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
 import { MembershipService } from "../gen/segments/v1/membership_service_pb.js";
 import { SegmentService } from "../gen/segments/v1/segment_service_pb.js";
-import { bindService, type ServiceMethods } from "./calls.js";
+import { bindService, MAX_TIMEOUT_MS, type ServiceMethods } from "./calls.js";
 import { channelSetup, DEFAULT_KEEPALIVE, type KeepaliveOptions, type TlsOptions } from "./channel.js";
 import { abortError, Code, SegmentsError } from "./errors.js";
 import { DEFAULT_DEADLINES, type Deadlines, methodPolicy } from "./method-policy.js";
@@ -47,8 +47,11 @@ export class SegmentsClient {
       options.channelOptions ?? {},
     );
     this.channel = new grpc.Client(address, credentials, channelOptions);
-    const deadlines: Deadlines = { ...DEFAULT_DEADLINES, ...options.deadlines };
-    const retry = options.retry === false ? { ...DEFAULT_RETRY_POLICY, maxAttempts: 1 } : { ...DEFAULT_RETRY_POLICY, ...options.retry };
+    const deadlines = validateDeadlines({ ...DEFAULT_DEADLINES, ...definedOnly(options.deadlines ?? {}) });
+    const retry =
+      options.retry === false
+        ? { ...DEFAULT_RETRY_POLICY, maxAttempts: 1 }
+        : { ...DEFAULT_RETRY_POLICY, ...definedOnly(options.retry ?? {}) };
     const behaviour = {
       defaultTimeoutMs: (method: DescMethod) => deadlines[methodPolicy(method).kind],
       idempotent: (method: DescMethod) => methodPolicy(method).idempotent,
@@ -81,4 +84,18 @@ export class SegmentsClient {
   close(): void {
     this.channel.close();
   }
+}
+
+/** `options` without its undefined entries, so they leave the defaults in place. */
+function definedOnly<T extends object>(options: T): Partial<T> {
+  return Object.fromEntries(Object.entries(options).filter(([, value]) => value !== undefined)) as Partial<T>;
+}
+
+function validateDeadlines(deadlines: Deadlines): Deadlines {
+  for (const [kind, ms] of Object.entries(deadlines)) {
+    if (ms !== null && !(typeof ms === "number" && ms >= 0 && ms <= MAX_TIMEOUT_MS)) {
+      throw new RangeError(`deadlines.${kind} must be 0–${MAX_TIMEOUT_MS} ms or null, got ${ms}`);
+    }
+  }
+  return deadlines;
 }

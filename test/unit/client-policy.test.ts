@@ -9,6 +9,7 @@ import { isLoopback } from "../../src/client/channel.js";
 import { Code, SegmentsError } from "../../src/client/errors.js";
 import { DEFAULT_DEADLINES, methodPolicy } from "../../src/client/method-policy.js";
 import { DEFAULT_RETRY_POLICY, retryDelay } from "../../src/client/retry.js";
+import { SegmentsClient } from "../../src/client/segments-client.js";
 import { MembershipService } from "../../src/gen/segments/v1/membership_service_pb.js";
 import { SegmentService } from "../../src/gen/segments/v1/segment_service_pb.js";
 
@@ -75,6 +76,30 @@ describe("isLoopback", () => {
     ["[2001:db8::1]:50051", false],
   ])("%s → %s", (address, loopback) => {
     expect(isLoopback(address)).toBe(loopback);
+  });
+});
+
+describe("SegmentsClient options", () => {
+  it.each([
+    [{ deadlines: { membership: -1 } }, /deadlines.membership/],
+    [{ deadlines: { admin: Number.NaN } }, /deadlines.admin/],
+    [{ retry: { maxAttempts: 0 } }, /retry.maxAttempts/],
+    [{ retry: { multiplier: 0.5 } }, /retry.multiplier/],
+    [{ tls: { privateKey: "x" } }, /certChain and tls.privateKey/],
+  ])("refuses %j when the client is made", (options, message) => {
+    expect(() => new SegmentsClient("127.0.0.1:1", options)).toThrow(message);
+  });
+
+  it("keeps the defaults for options given as undefined", () => {
+    const make = () =>
+      new SegmentsClient("127.0.0.1:1", { deadlines: { membership: undefined }, retry: { maxAttempts: undefined } }).close();
+    expect(make).not.toThrow();
+  });
+
+  it("rejects, without calling, a call given an invalid timeout", async () => {
+    const client = new SegmentsClient("127.0.0.1:1");
+    await expect(client.membership.checkMembership({ userId: "a" }, { timeoutMs: Number.NaN })).rejects.toThrow(RangeError);
+    client.close();
   });
 });
 
