@@ -19,5 +19,14 @@ export {
   toSegmentsError,
 } from "./errors.js";
 export { type CallKind, DEFAULT_DEADLINES, type Deadlines, type MethodPolicy, methodPolicy } from "./method-policy.js";
+export {
+  type AppliedChange,
+  type ReplicaAnswer,
+  type ReplicaOptions,
+  type ReplicaSource,
+  type ReplicaState,
+  type ReplicaStatus,
+  SegmentReplica,
+} from "./replica.js";
 export { DEFAULT_RETRY_POLICY, type RetryEvent, type RetryPolicy } from "./retry.js";
 export { SegmentsClient, type SegmentsClientOptions } from "./segments-client.js";

@@ -16,17 +16,31 @@
  * as a version with entered members: before applying one, the replica re-resolves its unknown
  * users, so a cached "unknown" never hides a member. EVERYONE segments answer true for any id.
  */
-import type { MessageShape } from "@bufbuild/protobuf";
+import type { MessageInitShape, MessageShape } from "@bufbuild/protobuf";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { status as grpcStatus, type ServiceError } from "@grpc/grpc-js";
 import roaring from "roaring";
-import { DeltaFormat, type MembershipService, type WatchMembershipResponseSchema } from "../gen/segments/v1/membership_service_pb.js";
-import type { Client } from "./client.js";
+import {
+  DeltaFormat,
+  type GetSegmentBitmapResponseSchema,
+  type ResolveUserIdsResponseSchema,
+  type WatchMembershipRequestSchema,
+  type WatchMembershipResponseSchema,
+} from "../gen/segments/v1/membership_service_pb.js";
 
 const { RoaringBitmap32 } = roaring;
 type Bitmap = InstanceType<typeof RoaringBitmap32>;
-type MembershipClient = Client<typeof MembershipService>;
 type Change = MessageShape<typeof WatchMembershipResponseSchema>;
+
+/** The MembershipService calls the replica makes: `SegmentsClient.membership` or `createClient(MembershipService, …)`. */
+export interface ReplicaSource {
+  getSegmentBitmap(request: { segmentId: string }): AsyncIterable<MessageShape<typeof GetSegmentBitmapResponseSchema>>;
+  resolveUserIds(request: { userIds: string[] }): Promise<MessageShape<typeof ResolveUserIdsResponseSchema>>;
+  watchMembership(
+    request: MessageInitShape<typeof WatchMembershipRequestSchema>,
+    options?: { signal?: AbortSignal },
+  ): AsyncIterable<Change>;
+}
 
 /** What the replica says about one (user, segment) pair, and the version it answered from. */
 export interface ReplicaAnswer {
@@ -88,7 +102,7 @@ export class SegmentReplica {
   private readonly maxBackoffMs: number;
 
   private constructor(
-    private readonly client: MembershipClient,
+    private readonly client: ReplicaSource,
     private readonly segmentIds: readonly string[],
     options: ReplicaOptions,
   ) {
@@ -97,7 +111,7 @@ export class SegmentReplica {
   }
 
   /** Loads `segmentIds` and starts following their changes; resolves once the replica is live. */
-  static async open(client: MembershipClient, segmentIds: readonly string[], options: ReplicaOptions = {}): Promise<SegmentReplica> {
+  static async open(client: ReplicaSource, segmentIds: readonly string[], options: ReplicaOptions = {}): Promise<SegmentReplica> {
     const replica = new SegmentReplica(client, [...new Set(segmentIds)], options);
     for (const id of replica.segmentIds) await replica.load(id);
     replica.state = "live";

@@ -10,6 +10,7 @@ import { bindService, MAX_TIMEOUT_MS, type ServiceMethods } from "./calls.js";
 import { channelSetup, DEFAULT_KEEPALIVE, type KeepaliveOptions, type TlsOptions } from "./channel.js";
 import { abortError, Code, SegmentsError } from "./errors.js";
 import { DEFAULT_DEADLINES, type Deadlines, methodPolicy } from "./method-policy.js";
+import { type ReplicaOptions, SegmentReplica } from "./replica.js";
 import { DEFAULT_RETRY_POLICY, type RetryEvent, type RetryPolicy, validateRetryPolicy } from "./retry.js";
 
 /** How a SegmentsClient connects and calls. Every field is optional. */
@@ -78,6 +79,11 @@ export class SegmentsClient {
         else reject(new SegmentsError(Code.UNAVAILABLE, `not connected by the deadline: ${error.message}`, { cause: error }));
       });
     });
+  }
+
+  /** A live in-process replica of `segmentIds` (see replica.ts); resolves once loaded and following the feed. */
+  replica(segmentIds: readonly string[], options: ReplicaOptions = {}): Promise<SegmentReplica> {
+    return SegmentReplica.open(this.membership, segmentIds, options);
   }
 
   /** Closes the connection; calls still open fail with CANCELLED or UNAVAILABLE. */
