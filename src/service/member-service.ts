@@ -374,17 +374,17 @@ export class MemberService {
     const segment = state.require(id);
     checkMembersEditable(segment, kind);
     const current = state.bitmaps.get(id);
-    const { computed, next, bytes, at, result, patch } = await store.transaction(async (tx) => {
+    const { computed, next, encoded, at, result, patch } = await store.transaction(async (tx) => {
       const computed = await compute(segment, current, tx);
       const { delta } = computed;
       const at = this.deps.clock();
       const changes = delta.added.size > 0 || delta.removed.size > 0;
       const next = changes ? applyDelta(current, delta) : undefined;
-      let bytes = 0;
+      let encoded: { addedBytes: Uint8Array; removedBytes: Uint8Array } | undefined;
       if (next !== undefined) {
         const added = encodeBitmap(delta.added);
         const removed = encodeBitmap(delta.removed);
-        bytes = added.byteLength + removed.byteLength;
+        encoded = { addedBytes: added, removedBytes: removed };
         await store.appendChange(tx, {
           segmentId: id,
           version: segment.version + 1,
@@ -399,10 +399,11 @@ export class MemberService {
       }
       const result = outcomeOf(computed, next === undefined ? segment.version : segment.version + 1, next?.size ?? segment.memberCount);
       const patch = withinCommit === undefined ? {} : await withinCommit(tx, result);
-      return { computed, next, bytes, at, result, patch };
+      return { computed, next, encoded, at, result, patch };
     }, signal);
-    if (next !== undefined) {
-      state.publishMembership({ ...segment, ...patch, version: result.version, versionAt: at, memberCount: next.size }, next, bytes);
+    if (next !== undefined && encoded !== undefined) {
+      const published = { ...segment, ...patch, version: result.version, versionAt: at, memberCount: next.size };
+      state.publishMembership(published, next, { ...computed.delta, ...encoded });
     } else if (withinCommit !== undefined) {
       state.segments.set(id, { ...segment, ...patch });
     }

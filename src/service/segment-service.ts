@@ -135,9 +135,7 @@ export class SegmentService {
           );
         }
         await this.deps.store.deleteSegment(id, signal);
-        this.deps.state.segments.delete(id);
-        this.deps.state.bitmaps.delete(id);
-        this.deps.state.unsnapshotted.delete(id);
+        this.deps.state.forgetSegment(id);
       },
       signal,
     );
@@ -156,7 +154,7 @@ export class SegmentService {
         const archivedAt = status === "ARCHIVED" ? now : null;
         const next: Segment = { ...segment, status, updatedAt: now, archivedAt };
         await this.deps.store.updateSegment(next, entry(now, transitionAction(transition), caller, segment.status, status, []), signal);
-        this.deps.state.segments.set(id, next);
+        this.deps.state.publishSegment(next);
         return next;
       },
       signal,

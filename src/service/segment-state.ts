@@ -52,6 +52,29 @@ export interface ServedSegment {
   everyone: boolean;
 }
 
+/** A committed membership version, as followers of the state (the change feed) receive it. */
+export interface MembershipChange {
+  segmentId: string;
+  version: number;
+  at: Date;
+  added: RoaringBitmap32;
+  removed: RoaringBitmap32;
+  /** The delta as written to the change log (portable Roaring), so followers need not encode it again. */
+  addedBytes: Uint8Array;
+  removedBytes: Uint8Array;
+  memberCount: number;
+}
+
+/** Told of every change to memory, after its COMMIT and in commit order. Must not throw. */
+export interface StateListener {
+  /** A membership version this process committed. */
+  membershipChanged(change: MembershipChange): void;
+  /** A segment re-read from the store (catch-up): versions up to its version may have been committed by another process. */
+  reloaded(segment: Segment): void;
+  /** A segment's status changed (`segment` holds the new one) or it was deleted (`undefined`). */
+  statusChanged(id: string, segment: Segment | undefined): void;
+}
+
 /** The in-memory view of every segment. */
 export class SegmentState {
   readonly segments = new CountedMap<string, Segment>();
@@ -65,16 +88,42 @@ export class SegmentState {
    * was computed for — the truth for next_evaluation_time during catch-up or backoff.
    */
   readonly plannedRuns = new Map<string, PlannedRun>();
+  /** Followers of committed changes (the change feed). */
+  readonly listeners = new Set<StateListener>();
 
   /** `pageTokenSecret` is the database's key: tokens verify on every replica and after a restart. */
   constructor(readonly pageTokenSecret: Uint8Array) {}
 
-  /** Publishes a committed membership change: the new bitmap and the segment's new counters. */
-  publishMembership(segment: Segment, members: RoaringBitmap32, changeBytes: number): void {
+  /** Publishes a committed membership change: the new bitmap, the segment's new counters, and the delta to listeners. */
+  publishMembership(
+    segment: Segment,
+    members: RoaringBitmap32,
+    delta: Pick<MembershipChange, "added" | "removed" | "addedBytes" | "removedBytes">,
+  ): void {
     this.bitmaps.set(segment.id, members);
     this.segments.set(segment.id, segment);
+    const changeBytes = delta.addedBytes.byteLength + delta.removedBytes.byteLength;
     const log = this.unsnapshotted.get(segment.id) ?? { count: 0, bytes: 0 };
     this.unsnapshotted.set(segment.id, { count: log.count + 1, bytes: log.bytes + changeBytes });
+    // A published version always has its commit time; the fallback only satisfies the type.
+    const at = segment.versionAt ?? new Date(0);
+    const change = { ...delta, segmentId: segment.id, version: segment.version, at, memberCount: members.size };
+    for (const listener of this.listeners) listener.membershipChanged(change);
+  }
+
+  /** Publishes a committed definition or status change; listeners hear of a new status. */
+  publishSegment(segment: Segment): void {
+    const before = this.segments.get(segment.id);
+    this.segments.set(segment.id, segment);
+    if (before?.status !== segment.status) for (const listener of this.listeners) listener.statusChanged(segment.id, segment);
+  }
+
+  /** Forgets a deleted segment. */
+  forgetSegment(id: string): void {
+    this.segments.delete(id);
+    this.bitmaps.delete(id);
+    this.unsnapshotted.delete(id);
+    for (const listener of this.listeners) listener.statusChanged(id, undefined);
   }
 
   /**
@@ -166,6 +215,7 @@ export async function catchUp(store: SegmentStore, state: SegmentState, id: stri
   await readBackUsers(store, state, missing);
   state.bitmaps.set(id, members);
   state.segments.set(id, segment);
+  for (const listener of state.listeners) listener.reloaded(segment);
 }
 
 /** Enters the users with `uids` into the directory, reading them from the store in pages. */
