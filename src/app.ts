@@ -16,6 +16,7 @@ import { EventLoader } from "./service/event-loader.js";
 import { MemberReads } from "./service/member-reads.js";
 import { MemberService } from "./service/member-service.js";
 import { MembershipService } from "./service/membership-service.js";
+import { ReplicaReads } from "./service/replica-reads.js";
 import { SegmentService } from "./service/segment-service.js";
 import { loadState, SegmentState } from "./service/segment-state.js";
 import { type AnalyticsSource, openAnalyticsSource } from "./store/analytics-source.js";
@@ -99,6 +100,12 @@ export async function startApp(config: Config, log: Logger, clock: () => Date = 
     const membership = new MembershipService(state, config.maxIdsPerCall, () => clock().getTime());
     const reads = new MemberReads(state, store);
     const audience = new AudienceService({ state, store, now: () => clock().getTime() });
+    const replica = new ReplicaReads({
+      state,
+      maxIdsPerCall: config.maxIdsPerCall,
+      maxMessageBytes: config.maxMessageBytes,
+      now: () => clock().getTime(),
+    });
     compactor = new Compactor({
       state,
       store,
@@ -132,7 +139,7 @@ export async function startApp(config: Config, log: Logger, clock: () => Date = 
       onPlanned: (id, planned) => loaded.plannedRuns.set(id, planned),
     });
     if (config.schedulerEnabled) scheduler.start();
-    server.serve({ segments, members, reads, membership, audience, state, events, evaluations });
+    server.serve({ segments, members, reads, membership, audience, state, events, evaluations, replica });
     log.info({ host: config.grpcHost, port: grpcPort, httpPort: http.port, store: db.kind }, "serving gRPC");
     const opened = db;
     const running = compactor;

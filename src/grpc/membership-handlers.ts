@@ -4,6 +4,7 @@ import type { AudienceService, SegmentVersionRead } from "../audience/audience-s
 import type { MembershipService as MembershipServiceDesc } from "../gen/segments/v1/membership_service_pb.js";
 import { SegmentStatus } from "../gen/segments/v1/segment_pb.js";
 import type { MembershipAnswer, MembershipService } from "../service/membership-service.js";
+import type { ReplicaReads } from "../service/replica-reads.js";
 import type { ServiceHandlers } from "./adapter.js";
 import { unimplemented } from "./unimplemented.js";
 
@@ -11,10 +12,16 @@ import { unimplemented } from "./unimplemented.js";
 export interface MembershipHandlerDeps {
   membership: MembershipService;
   audience: AudienceService;
+  /** GetSegmentBitmap and ResolveUserIds: what a client-side replica loads. */
+  replica: ReplicaReads;
 }
 
 /** Handlers for every MembershipService method. */
-export function membershipHandlers({ membership, audience }: MembershipHandlerDeps): ServiceHandlers<typeof MembershipServiceDesc> {
+export function membershipHandlers({
+  membership,
+  audience,
+  replica,
+}: MembershipHandlerDeps): ServiceHandlers<typeof MembershipServiceDesc> {
   return {
     checkMembership: (req) => ({ results: membership.checkMembership(req.userId, req.segmentIds).map(result) }),
     batchCheckMembership: (req) => {
@@ -50,8 +57,12 @@ export function membershipHandlers({ membership, audience }: MembershipHandlerDe
       };
     },
     watchMembership: unimplemented("WatchMembership"),
-    getSegmentBitmap: unimplemented("GetSegmentBitmap"),
-    resolveUserIds: unimplemented("ResolveUserIds"),
+    getSegmentBitmap: async (req, send) => {
+      const { chunks, everyone, stale, version, versionAt } = await replica.bitmap(req.segmentId);
+      const base = { version: BigInt(version), versionTime: timestamp(versionAt), everyone, stale };
+      for (const [i, bitmap] of chunks.entries()) await send({ ...base, bitmap, complete: i === chunks.length - 1 });
+    },
+    resolveUserIds: (req) => ({ uids: replica.resolveUserIds(req.userIds).map(BigInt) }),
   };
 }
 

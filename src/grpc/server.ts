@@ -18,6 +18,7 @@ import type { EventLoader } from "../service/event-loader.js";
 import type { MemberReads } from "../service/member-reads.js";
 import type { MemberService } from "../service/member-service.js";
 import type { MembershipService } from "../service/membership-service.js";
+import type { ReplicaReads } from "../service/replica-reads.js";
 import type { SegmentService } from "../service/segment-service.js";
 import type { SegmentState } from "../service/segment-state.js";
 import { MAX_SEGMENTS_PER_CHECK, USER_ID_MAX_BYTES } from "../service/validation.js";
@@ -50,6 +51,7 @@ export interface ServedServices {
   state: SegmentState;
   evaluations: EvaluationService;
   events: EventLoader;
+  replica: ReplicaReads;
 }
 
 /**

@@ -113,9 +113,14 @@ describe.each(STORES)("error answers on $name", (kind) => {
   });
 
   it("answers UNIMPLEMENTED for declared methods not built yet", async () => {
-    const error = await failure(service.membership.resolveUserIds({ userIds: ["u1"] }));
+    const stream = service.membership.watchMembership({ segmentIds: ["u1"] });
+    const error = await failure(
+      (async () => {
+        for await (const _ of stream);
+      })(),
+    );
     expect(error.code).toBe(status.UNIMPLEMENTED);
-    expect(error.details).toContain("ResolveUserIds");
+    expect(error.details).toContain("WatchMembership");
   });
 });
 
