@@ -7,6 +7,8 @@ import { AudienceService } from "./audience/audience-service.js";
 import { type Config, redactUrl } from "./config.js";
 import { KeyedMutex } from "./control/keyed-mutex.js";
 import { StartupError, UnavailableError } from "./errors.js";
+import { ChangeFeed } from "./feed/change-feed.js";
+import { MembershipWatcher } from "./feed/watch.js";
 import { GrpcServer } from "./grpc/server.js";
 import { startHttpServer } from "./http/http-server.js";
 import { Scheduler } from "./schedule/scheduler.js";
@@ -106,6 +108,9 @@ export async function startApp(config: Config, log: Logger, clock: () => Date = 
       maxMessageBytes: config.maxMessageBytes,
       now: () => clock().getTime(),
     });
+    const feed = new ChangeFeed();
+    state.listeners.add(feed);
+    const watcher = new MembershipWatcher({ state, store, feed, maxMessageBytes: config.maxMessageBytes });
     compactor = new Compactor({
       state,
       store,
@@ -139,7 +144,7 @@ export async function startApp(config: Config, log: Logger, clock: () => Date = 
       onPlanned: (id, planned) => loaded.plannedRuns.set(id, planned),
     });
     if (config.schedulerEnabled) scheduler.start();
-    server.serve({ segments, members, reads, membership, audience, state, events, evaluations, replica });
+    server.serve({ segments, members, reads, membership, audience, state, events, evaluations, replica, watcher });
     log.info({ host: config.grpcHost, port: grpcPort, httpPort: http.port, store: db.kind }, "serving gRPC");
     const opened = db;
     const running = compactor;
@@ -150,6 +155,8 @@ export async function startApp(config: Config, log: Logger, clock: () => Date = 
       server,
       scheduler: schedules,
       close: async () => {
+        // Watch streams never end on their own: end them first so the drain need not wait out the grace period.
+        feed.close();
         await server.shutdown(config.shutdownGraceMs);
         await schedules.stop();
         await running.stop();

@@ -1,12 +1,14 @@
 /** MembershipService over gRPC: the hot path, kept to decode → lookup → encode. */
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { AudienceService, SegmentVersionRead } from "../audience/audience-service.js";
-import type { MembershipService as MembershipServiceDesc } from "../gen/segments/v1/membership_service_pb.js";
+import { InvalidArgumentError } from "../errors.js";
+import type { DeltaFormat as FeedFormat, WatchMessage } from "../feed/delta-messages.js";
+import type { MembershipWatcher } from "../feed/watch.js";
+import { DeltaFormat, type MembershipService as MembershipServiceDesc } from "../gen/segments/v1/membership_service_pb.js";
 import { SegmentStatus } from "../gen/segments/v1/segment_pb.js";
 import type { MembershipAnswer, MembershipService } from "../service/membership-service.js";
 import type { ReplicaReads } from "../service/replica-reads.js";
 import type { ServiceHandlers } from "./adapter.js";
-import { unimplemented } from "./unimplemented.js";
 
 /** What the MembershipService handlers call. */
 export interface MembershipHandlerDeps {
@@ -14,6 +16,8 @@ export interface MembershipHandlerDeps {
   audience: AudienceService;
   /** GetSegmentBitmap and ResolveUserIds: what a client-side replica loads. */
   replica: ReplicaReads;
+  /** WatchMembership: the change feed. */
+  watcher: MembershipWatcher;
 }
 
 /** Handlers for every MembershipService method. */
@@ -21,6 +25,7 @@ export function membershipHandlers({
   membership,
   audience,
   replica,
+  watcher,
 }: MembershipHandlerDeps): ServiceHandlers<typeof MembershipServiceDesc> {
   return {
     checkMembership: (req) => ({ results: membership.checkMembership(req.userId, req.segmentIds).map(result) }),
@@ -56,7 +61,12 @@ export function membershipHandlers({
         })),
       };
     },
-    watchMembership: unimplemented("WatchMembership"),
+    watchMembership: (req, send, ctx) =>
+      watcher.watch(
+        { segmentIds: req.segmentIds, fromVersions: cursors(req.fromVersions), format: deltaFormat(req.deltaFormat) },
+        (message) => send(watchResponse(message)),
+        ctx.signal,
+      ),
     getSegmentBitmap: async (req, send) => {
       const { chunks, everyone, stale, version, versionAt } = await replica.bitmap(req.segmentId);
       const base = { version: BigInt(version), versionTime: timestamp(versionAt), everyone, stale };
@@ -78,6 +88,41 @@ function result(answer: MembershipAnswer) {
 
 function segmentVersion(read: SegmentVersionRead) {
   return { segmentId: read.segmentId, version: BigInt(read.version), time: timestamp(read.versionAt), stale: read.stale };
+}
+
+function watchResponse(m: WatchMessage) {
+  return {
+    segmentId: m.segmentId,
+    version: BigInt(m.version),
+    time: timestampFromDate(m.at),
+    memberCount: BigInt(m.memberCount),
+    enteredUserIds: m.entered,
+    leftUserIds: m.left,
+    enteredRoaring: m.enteredRoaring,
+    leftRoaring: m.leftRoaring,
+    versionComplete: m.complete,
+  };
+}
+
+function cursors(fromVersions: { [segmentId: string]: bigint }): Map<string, number> {
+  const result = new Map<string, number>();
+  for (const [id, version] of Object.entries(fromVersions)) {
+    // Larger than any version this service can reach; the watch refuses it as newer than current.
+    result.set(id, version > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(version));
+  }
+  return result;
+}
+
+function deltaFormat(format: DeltaFormat): FeedFormat {
+  switch (format) {
+    case DeltaFormat.UNSPECIFIED:
+    case DeltaFormat.USER_IDS:
+      return "USER_IDS";
+    case DeltaFormat.ROARING:
+      return "ROARING";
+    default:
+      throw new InvalidArgumentError("delta_format", `${format} is not a DeltaFormat; use DELTA_FORMAT_USER_IDS or DELTA_FORMAT_ROARING`);
+  }
 }
 
 function timestamp(date: Date | null) {

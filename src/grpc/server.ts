@@ -7,6 +7,7 @@ import * as grpc from "@grpc/grpc-js";
 import type { Logger } from "pino";
 import type { AudienceService } from "../audience/audience-service.js";
 import { UnavailableError } from "../errors.js";
+import type { MembershipWatcher } from "../feed/watch.js";
 import { file_grpc_health_v1_health, Health, HealthCheckResponse_ServingStatus } from "../gen/grpc/health/v1/health_pb.js";
 import {
   file_segments_v1_membership_service,
@@ -52,6 +53,7 @@ export interface ServedServices {
   evaluations: EvaluationService;
   events: EventLoader;
   replica: ReplicaReads;
+  watcher: MembershipWatcher;
 }
 
 /**

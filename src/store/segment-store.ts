@@ -48,6 +48,15 @@ export interface ChangeRecord {
   at: Date;
 }
 
+/** What the change feed needs to know of a logged change before reading its bitmaps. */
+export interface ChangeInfo {
+  version: number;
+  at: Date;
+  memberCount: number;
+  /** Size of the added and removed bitmaps together. */
+  bytes: number;
+}
+
 /** A change-log row as read back for replay. */
 export interface StoredChange {
   version: number;
@@ -228,6 +237,19 @@ export class SegmentStore {
       `SELECT version, added, removed FROM membership_changes
        WHERE segment_id = $1 AND version > $2 AND version <= $4 ORDER BY version LIMIT $3`,
       [segmentId, afterVersion, limit, upTo],
+    );
+  }
+
+  /**
+   * Up to `limit` changes of a segment in (afterVersion, upTo], in version order, without their
+   * bitmaps (octet_length reads a TOASTed value's header, not the value): the change feed pages
+   * through these and reads the bitmaps (loadChanges) in batches of bounded size.
+   */
+  async changeInfo(segmentId: string, afterVersion: number, upTo: number, limit: number): Promise<ChangeInfo[]> {
+    return this.db.query<ChangeInfo>(
+      `SELECT version, created_at AS at, member_count AS "memberCount", octet_length(added) + octet_length(removed) AS bytes
+       FROM membership_changes WHERE segment_id = $1 AND version > $2 AND version <= $3 ORDER BY version LIMIT $4`,
+      [segmentId, afterVersion, upTo, limit],
     );
   }
 

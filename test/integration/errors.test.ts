@@ -111,17 +111,6 @@ describe.each(STORES)("error answers on $name", (kind) => {
       expect(detail(error, BadRequestSchema)?.fieldViolations[0]?.field).toBe(field);
     }
   });
-
-  it("answers UNIMPLEMENTED for declared methods not built yet", async () => {
-    const stream = service.membership.watchMembership({ segmentIds: ["u1"] });
-    const error = await failure(
-      (async () => {
-        for await (const _ of stream);
-      })(),
-    );
-    expect(error.code).toBe(status.UNIMPLEMENTED);
-    expect(error.details).toContain("WatchMembership");
-  });
 });
 
 describe("message size limit", () => {

@@ -7,6 +7,7 @@
 import { status } from "@grpc/grpc-js";
 import { beforeAll, describe, expect, it } from "vitest";
 import { SegmentStatus, SegmentType } from "../../src/gen/segments/v1/segment_pb.js";
+import { RoaringBitmap32 } from "../../src/index/roaring.js";
 import { type TestService, useService } from "../support/service.js";
 import { failure } from "../support/status.js";
 import { STORES } from "../support/stores.js";
@@ -27,6 +28,22 @@ const RPCS: Record<string, (s: TestService, id: string) => Promise<unknown>> = {
     return ids.length === 1 && ids[0] === MEMBER;
   },
   ValidateTargeting: async (s, id) => (await s.membership.validateTargeting({ segmentIds: [id] })).valid,
+  GetSegmentBitmap: async (s, id) => {
+    const chunks: Uint8Array[] = [];
+    for await (const m of s.membership.getSegmentBitmap({ segmentId: id })) chunks.push(m.bitmap);
+    const [uid] = (await s.membership.resolveUserIds({ userIds: [MEMBER] })).uids;
+    return RoaringBitmap32.deserialize(Buffer.concat(chunks), true).has(Number(uid));
+  },
+  // The first change replayed from version 0 is the one that added the member.
+  WatchMembership: async (s, id) => {
+    const controller = new AbortController();
+    const stream = s.membership.watchMembership({ segmentIds: [id], fromVersions: { [id]: 0n } }, { signal: controller.signal });
+    for await (const m of stream) {
+      controller.abort();
+      return m.enteredUserIds.includes(MEMBER);
+    }
+    return false;
+  },
 };
 
 /** What each RPC does per status. ListUserSegments never fails: it lists or omits the segment. */
@@ -38,6 +55,8 @@ const EXPECTED: Record<string, Record<Status, true | false | "refused">> = {
   StreamAudience: { DRAFT: "refused", ACTIVE: true, PAUSED: true, ARCHIVED: "refused" },
   // Targeting is about new selections: only ACTIVE (the others are reported, not errors).
   ValidateTargeting: { DRAFT: false, ACTIVE: true, PAUSED: false, ARCHIVED: false },
+  GetSegmentBitmap: { DRAFT: "refused", ACTIVE: true, PAUSED: true, ARCHIVED: "refused" },
+  WatchMembership: { DRAFT: "refused", ACTIVE: true, PAUSED: true, ARCHIVED: "refused" },
 };
 
 describe.each(STORES)("hot-path lifecycle on $name", (kind) => {
