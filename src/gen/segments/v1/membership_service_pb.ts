@@ -100,7 +100,7 @@ export const GetSegmentBitmapResponseSchema: GenMessage<GetSegmentBitmapResponse
  */
 export type ResolveUserIdsRequest = Message<"segments.v1.ResolveUserIdsRequest"> & {
   /**
-   * Users to resolve: each 1–256 bytes UTF-8 (INVALID_ARGUMENT naming the first bad index); at most
+   * Users to resolve: each 1–256 bytes UTF-8 (INVALID_ARGUMENT naming the first bad index); 1 to
    * 100,000 per call (server-configurable).
    *
    * @generated from field: repeated string user_ids = 1;
@@ -598,7 +598,8 @@ export const TargetingProblemSchema: GenMessage<TargetingProblem> = /*@__PURE__*
  */
 export type WatchMembershipRequest = Message<"segments.v1.WatchMembershipRequest"> & {
   /**
-   * Segments to watch: 1–100 ids, all STATIC or DYNAMIC and ACTIVE or PAUSED.
+   * Segments to watch: 1–100 ids, all STATIC or DYNAMIC and ACTIVE or PAUSED; a repeated id is
+   * watched once.
    *
    * @generated from field: repeated string segment_ids = 1;
    */
@@ -608,14 +609,15 @@ export type WatchMembershipRequest = Message<"segments.v1.WatchMembershipRequest
    * Per-segment cursor: changes with a version greater than the given one are sent, starting with
    * retained history (FAILED_PRECONDITION naming the oldest retained version if the cursor is
    * older). Segments absent from the map start at their current version (only future changes).
-   * To resume, pass the last version received with version_complete for each segment.
+   * To resume, pass the last version received with version_complete for each segment. A key not in
+   * segment_ids, or a version newer than the segment's current one, is INVALID_ARGUMENT.
    *
    * @generated from field: map<string, uint64> from_versions = 2;
    */
   fromVersions: { [key: string]: bigint };
 
   /**
-   * How changes are sent; unset means DELTA_FORMAT_USER_IDS.
+   * How changes are sent; unset means DELTA_FORMAT_USER_IDS (an unknown value is INVALID_ARGUMENT).
    *
    * @generated from field: segments.v1.DeltaFormat delta_format = 3;
    */
@@ -631,8 +633,9 @@ export const WatchMembershipRequestSchema: GenMessage<WatchMembershipRequest> = 
 
 /**
  * One membership change (or one chunk of it) of a watched segment. Per segment, versions arrive
- * in ascending order; segments interleave in commit order. A large change is split into several
- * messages of at most 10,000 ids each, with the same version.
+ * in ascending order; segments interleave in commit order (retained history by commit time). A
+ * large change is split into several consecutive messages of at most 10,000 ids each, with the
+ * same version.
  *
  * @generated from message segments.v1.WatchMembershipResponse
  */
@@ -728,7 +731,8 @@ export enum DeltaFormat {
 
   /**
    * Portable Roaring bytes of uids in entered_roaring / left_roaring, one message per version (for
-   * replicas and other machines; see GetSegmentBitmap and ResolveUserIds).
+   * replicas and other machines; see GetSegmentBitmap and ResolveUserIds). A version too large for
+   * one message ends the stream with RESOURCE_EXHAUSTED: reload the segment with GetSegmentBitmap.
    *
    * @generated from enum value: DELTA_FORMAT_ROARING = 2;
    */
@@ -821,9 +825,13 @@ export const MembershipService: GenService<{
   },
   /**
    * Change feed: users entering and leaving some STATIC or DYNAMIC segments, version by version,
-   * from a given version onwards, then live until the client cancels. EVERYONE segments have no
-   * feed (FAILED_PRECONDITION). A watched segment being archived or deleted ends the stream with
-   * FAILED_PRECONDITION or NOT_FOUND.
+   * from a given version onwards (retained history first), then live until the client cancels.
+   * Every version is sent exactly once, with no gap. EVERYONE segments have no feed
+   * (FAILED_PRECONDITION). A watched segment being archived or deleted ends the stream with
+   * FAILED_PRECONDITION or NOT_FOUND. A reader that falls more than 1,000 versions or 64 MiB of
+   * deltas behind live changes is ended with RESOURCE_EXHAUSTED, and every watch ends with
+   * UNAVAILABLE when the server shuts down: reconnect with from_versions set to the last complete
+   * versions, and the missed versions are replayed from the change log.
    *
    * @generated from rpc segments.v1.MembershipService.WatchMembership
    */
@@ -835,9 +843,10 @@ export const MembershipService: GenService<{
   /**
    * A segment's whole membership as portable Roaring bytes of internal user ids (uids), with the
    * version it is: what a client-side replica loads before following WatchMembership in
-   * DELTA_FORMAT_ROARING. Streamed in chunks of at most 4 MiB; concatenate `bitmap` of every message
-   * and deserialize once (the portable format of CRoaring, readable by any Roaring library). ACTIVE
-   * or PAUSED segments only, as for every hot-path call.
+   * DELTA_FORMAT_ROARING. Streamed in chunks that keep each message under 4 MiB (gRPC's default
+   * receive limit) and under the server's message size limit; concatenate `bitmap` of every
+   * message and deserialize once (the portable format of CRoaring, readable by any Roaring
+   * library). ACTIVE or PAUSED segments only, as for every hot-path call.
    *
    * @generated from rpc segments.v1.MembershipService.GetSegmentBitmap
    */
