@@ -19,6 +19,7 @@ import { importScenario } from "./scenarios/import.js";
 import { importCheck } from "./scenarios/import-check.js";
 import { listUserSegments } from "./scenarios/list-user-segments.js";
 import { memory } from "./scenarios/memory.js";
+import { replicaScenario } from "./scenarios/replica.js";
 import { restart } from "./scenarios/restart.js";
 import { subtractScenario } from "./scenarios/subtract.js";
 import { updateReadme } from "./update-readme.js";
@@ -26,7 +27,7 @@ import { updateReadme } from "./update-readme.js";
 // The scenarios that drive the running service, in this order: memory reads the three dataset
 // segments before import and subtract add more; restart replaces the process; batch-check reads
 // only and audience adds seven segments (six of users/10 members, one EVERYONE) after restart has
-// counted what it restores; import-check, which adds 1–2M users and imported segments, and
+// counted what it restores; replica adds 2,000 users to the sparse segment; import-check, which adds 1–2M users and imported segments, and
 // list-user-segments, which adds 10,000 segments, come last so they change none of the other figures.
 const SERVICE_SCENARIOS: Record<Exclude<Scenario, "directory">, (ctx: BenchContext, log: (line: string) => void) => Promise<Row[]>> = {
   bulk,
@@ -37,6 +38,7 @@ const SERVICE_SCENARIOS: Record<Exclude<Scenario, "directory">, (ctx: BenchConte
   restart,
   "batch-check": batchCheck,
   audience: audienceScenario,
+  replica: replicaScenario,
   "import-check": importCheck,
   events: eventsScenario,
   evaluate: evaluateScenario,

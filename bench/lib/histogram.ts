@@ -7,3 +7,8 @@ export const MAX_US = 60_000_000;
 export function latencyHistogram(): Histogram {
   return build({ lowestDiscernibleValue: 1, highestTrackableValue: MAX_US, numberOfSignificantValueDigits: 3, autoResize: false });
 }
+
+/** A new, empty latency histogram in nanoseconds: 1 ns to 60 s at 3 significant digits (in-process timings). */
+export function latencyHistogramNs(): Histogram {
+  return build({ lowestDiscernibleValue: 1, highestTrackableValue: MAX_US * 1000, numberOfSignificantValueDigits: 3, autoResize: false });
+}

@@ -10,6 +10,7 @@ export const SCENARIOS = [
   "restart",
   "batch-check",
   "audience",
+  "replica",
   "import-check",
   "events",
   "evaluate",
