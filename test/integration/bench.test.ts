@@ -61,7 +61,7 @@ describe("npm run bench", () => {
       "--concurrency",
       "2",
       "--scenario",
-      "check,bulk,memory,import,subtract,restart,batch-check,audience,list-user-segments,directory",
+      "check,bulk,memory,import,subtract,restart,batch-check,audience,replica,list-user-segments,directory",
       "--json",
       join(dir, "copy.json"),
     ]);
@@ -69,7 +69,19 @@ describe("npm run bench", () => {
     expect(await readFile(join(dir, "copy.json"), "utf8")).toEqual(await readFile(join(dir, "tiny.json"), "utf8"));
     expect(result.skipped).toEqual([]);
     expect(new Set(result.rows.map((r) => r.scenario))).toEqual(
-      new Set(["bulk", "check", "memory", "import", "subtract", "restart", "batch-check", "audience", "list-user-segments", "directory"]),
+      new Set([
+        "bulk",
+        "check",
+        "memory",
+        "import",
+        "subtract",
+        "restart",
+        "batch-check",
+        "audience",
+        "replica",
+        "list-user-segments",
+        "directory",
+      ]),
     );
     const baselines = new Set(result.rows.map((r) => r.baseline));
     expect(baselines).toEqual(
@@ -94,6 +106,8 @@ describe("npm run bench", () => {
         "the same stream, fast reader",
         "CheckMembership, one segment (dense)",
         "Postgres segment_id by uid (secondary index)",
+        "Redis SISMEMBER, 1 in flight",
+        "AddMembers round trip (ack)",
       ]),
     );
     for (const row of result.rows) {
