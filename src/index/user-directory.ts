@@ -108,6 +108,21 @@ export class UserDirectory {
     return this.assigned.andNotCardinality(excluded);
   }
 
+  /**
+   * The uid of the id whose UTF-8 bytes are `bytes[start, end)`, or undefined when the user has
+   * never been seen or the bytes cannot be an id (empty, over 256 bytes). No string is made: this
+   * is how ids read from the wire are resolved. The bytes must be valid UTF-8 (the store's text).
+   */
+  lookupUtf8(bytes: Uint8Array, start: number, end: number): number | undefined {
+    const length = end - start;
+    if (length <= 0 || length > MAX_ID_BYTES) return undefined;
+    const scratch = this.scratch;
+    for (let i = 0; i < length; i++) scratch[i] = bytes[start + i] ?? 0;
+    this.scratchLength = length;
+    const entry = this.slots[this.probe(murmur3(this.words, length))] ?? 0;
+    return entry === 0 ? undefined : entry - 1;
+  }
+
   /** Whether `uid` has been assigned (without decoding its id). */
   has(uid: number): boolean {
     return isUid(uid) && this.uids.position(uid) !== 0;

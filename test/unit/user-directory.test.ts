@@ -94,6 +94,26 @@ describe("UserDirectory", () => {
     expect(directory.lookup("😀".repeat(63))).toBeUndefined();
   });
 
+  it("looks ids up from UTF-8 bytes inside a larger buffer exactly as from strings", () => {
+    const directory = new UserDirectory({ initialCapacity: 2 });
+    const known = ["alice", "é", "cafe\u0301", "😀".repeat(64), "用户一", "a".repeat(256)];
+    for (const [uid, id] of known.entries()) directory.add(uid * 5, id);
+    const asked = [...known, "bob", "café", "ALICE", "alic", "a".repeat(255), "用户二"];
+    // All ids back to back after a prefix, so every lookup reads from the middle of the buffer.
+    const parts = asked.map((id) => Buffer.from(id));
+    const bytes = new Uint8Array(Buffer.concat([Buffer.from("prefix"), ...parts]));
+    let start = "prefix".length;
+    for (const [i, part] of parts.entries()) {
+      const id = asked[i] as string;
+      expect(directory.lookupUtf8(bytes, start, start + part.length), id).toBe(directory.lookup(id));
+      start += part.length;
+    }
+    expect(directory.lookupUtf8(bytes, 3, 3)).toBeUndefined();
+    expect(directory.lookupUtf8(new Uint8Array(257).fill(0x61), 0, 257)).toBeUndefined();
+    // A lookup from bytes must not disturb one from a string (they share the scratch buffer).
+    expect(directory.lookup("alice")).toBe(0);
+  });
+
   it("keeps every mapping through many doublings and page boundaries", () => {
     // From 16 slots to 2^23: 19 rehashes. uids 3 apart span 9 uid pages; the ids fill many arena
     // chunks' worth of growth, and ~1,000 pairs among 3M ids share a 32-bit hash.
