@@ -10,6 +10,7 @@ import { nextSlice, sliceDue } from "../control/time-slice.js";
 import { FailedPreconditionError, InvalidArgumentError, UnavailableError } from "../errors.js";
 import { addDelta, applyDelta, bitmapOf, encodeBitmap, type MembershipDelta, removeDelta, replaceDelta } from "../index/membership.js";
 import { RoaringBitmap32 } from "../index/roaring.js";
+import { NOT_FOUND } from "../index/user-directory.js";
 import type { ChangeTrigger, Segment, SegmentStatus, SegmentType } from "../model.js";
 import type { Queryable } from "../store/database.js";
 import type { ImportStagingStore } from "../store/import-staging-store.js";
@@ -266,17 +267,19 @@ export class MemberService {
   private async resolveChunk(chunk: UserIdChunk): Promise<{ uids: Uint32Array; unknown: Set<string> }> {
     const { directory } = this.deps.state;
     const { bytes, ends } = chunk;
+    // Looked-up uids, compacted in place to the known ones as it goes.
     const uids = new Uint32Array(ends.length);
     const unknown = new Set<string>();
     let known = 0;
-    let start = 0;
-    for (let i = 0; i < ends.length; i++) {
-      const end = ends[i] ?? 0;
-      const uid = directory.lookupUtf8(bytes, start, end);
-      if (uid === undefined) unknown.add(chunk.id(i));
-      else uids[known++] = uid;
-      start = end;
-      if ((i & (IDS_PER_CHECK - 1)) === IDS_PER_CHECK - 1 && sliceDue()) await nextSlice();
+    for (let from = 0; from < ends.length; from += IDS_PER_CHECK) {
+      const to = Math.min(ends.length, from + IDS_PER_CHECK);
+      directory.lookupManyUtf8(bytes, ends, from, to, uids);
+      for (let i = from; i < to; i++) {
+        const uid = uids[i] ?? NOT_FOUND;
+        if (uid === NOT_FOUND) unknown.add(chunk.id(i));
+        else uids[known++] = uid;
+      }
+      if (sliceDue()) await nextSlice();
     }
     return { uids: uids.subarray(0, known), unknown };
   }
