@@ -166,9 +166,10 @@ export class UserDirectory {
           out[i] = NOT_FOUND;
           continue;
         }
-        // Nearly always the home slot holds the id itself; otherwise probe on as lookup does.
-        if (uids.hash(entry - 1) === hashes[k] && arena.equals(uids.position(entry - 1), bytes, start, length)) out[i] = entry - 1;
-        else out[i] = this.lookupUtf8(bytes, start, start + length) ?? NOT_FOUND;
+        const hash = hashes[k] ?? 0;
+        // Most often the home slot holds the id itself; otherwise probe on from the next slot.
+        if (uids.hash(entry - 1) === hash && arena.equals(uids.position(entry - 1), bytes, start, length)) out[i] = entry - 1;
+        else out[i] = this.probeUtf8(hash, (hash >>> shift) + 1, bytes, start, length);
       }
     }
   }
@@ -232,6 +233,18 @@ export class UserDirectory {
       const uid = entry - 1;
       // The stored hash rules out nearly every other id without touching its bytes.
       if (this.uids.hash(uid) === hash && this.arena.equals(this.uids.position(uid), this.scratch, 0, this.scratchLength)) return slot;
+    }
+  }
+
+  /** probe for the id `bytes[start, start + length)` with `hash`, from `slot` on: its uid, or NOT_FOUND. */
+  private probeUtf8(hash: number, slot: number, bytes: Uint8Array, start: number, length: number): number {
+    const slots = this.slots;
+    const mask = slots.length - 1;
+    for (let at = slot & mask; ; at = (at + 1) & mask) {
+      const entry = slots[at] ?? 0;
+      if (entry === 0) return NOT_FOUND;
+      const uid = entry - 1;
+      if (this.uids.hash(uid) === hash && this.arena.equals(this.uids.position(uid), bytes, start, length)) return uid;
     }
   }
 
