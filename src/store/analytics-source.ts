@@ -5,13 +5,12 @@
  * '/dev/blob'` in its worker, split here — the small-scale default. Either way the query runs in
  * a READ ONLY transaction, as ANALYTICS_ROLE when set, with its parameters passed as settings.
  */
-import type { Readable } from "node:stream";
 import pg from "pg";
-import { to as copyTo } from "pg-copy-streams";
 import type { Logger } from "pino";
 import { nextSlice, sliceDue } from "../control/time-slice.js";
 import { DeadlineExceededError, DomainError, InvalidArgumentError, ResourceExhaustedError } from "../errors.js";
 import { toSettingReferences } from "./analytics-params.js";
+import { copyOutRows } from "./copy-out.js";
 import type { Database } from "./database.js";
 import { PgliteDatabase, type Statement } from "./pglite-database.js";
 import { isRetryable, sqlState, unavailable } from "./sql-errors.js";
@@ -224,9 +223,8 @@ class PostgresAnalyticsSource implements AnalyticsSource {
       await client.query("SELECT set_config('statement_timeout', $1, true)", [String(limits.timeoutMs)]);
       for (const statement of setup) await client.query(statement.text, statement.params as unknown[] | undefined);
       signal.throwIfAborted();
-      const stream = client.query(copyTo(`COPY (${select}) TO STDOUT`));
       const chunker = new IdChunker(limits.rowCap, onIds);
-      await readLines(stream, signal, chunker);
+      await copyOutRows(client, `COPY (${select}) TO STDOUT`, signal, (bytes, start, end) => chunker.add(bytes, start, end));
       await chunker.flush();
       await client.query("ROLLBACK");
       return { rows: chunker.rows };
@@ -263,23 +261,6 @@ class PostgresAnalyticsSource implements AnalyticsSource {
 
   async close(): Promise<void> {
     await this.pool.end();
-  }
-}
-
-/** Feeds each line of `stream` to `chunker`, pausing while it hands a chunk over or the event loop has its turn. */
-async function readLines(stream: Readable, signal: AbortSignal, chunker: IdChunker): Promise<void> {
-  const onAbort = () => stream.destroy(signal.reason as Error);
-  signal.addEventListener("abort", onAbort, { once: true });
-  try {
-    let rest: Buffer | undefined;
-    for await (const data of stream) {
-      const buf: Buffer = rest === undefined ? (data as Buffer) : Buffer.concat([rest, data as Buffer]);
-      const start = await addLines(buf, chunker, signal);
-      rest = start < buf.length ? buf.subarray(start) : undefined;
-    }
-    signal.throwIfAborted();
-  } finally {
-    signal.removeEventListener("abort", onAbort);
   }
 }
 
