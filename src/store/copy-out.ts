@@ -34,6 +34,15 @@ const HIGH_WATER = 1 << 20;
 const LOW_WATER = 1 << 18;
 /** Rows between two looks at the clock. */
 const ROWS_PER_CHECK = 256;
+/** What `walk` returns once the copy is over. */
+const DONE = -1;
+
+/** The length of the message that starts `head` and goes on into `next` (header included; a header cut short counts as 5 bytes). */
+function messageBytes(head: Buffer, next: Buffer): number {
+  if (head.length + next.length < HEADER_BYTES) return HEADER_BYTES;
+  const header = head.length >= HEADER_BYTES ? head : Buffer.concat([head, next.subarray(0, HEADER_BYTES - head.length)]);
+  return 1 + header.readUInt32BE(1);
+}
 
 /**
  * Runs `text` (a COPY … TO STDOUT) on `client` and hands each row to `onRow`, giving the event
@@ -62,6 +71,8 @@ export class CopyOutQuery {
   private wake: (() => void) | undefined;
   private failure: unknown;
   private complete = false;
+  /** Messages walked, for looking at the clock every so often. */
+  private rows = 0;
 
   constructor(readonly text: string) {}
 
@@ -135,39 +146,65 @@ export class CopyOutQuery {
 
   /** Walks the CopyData messages, hands their rows to `onRow`, then gives the socket back to pg. */
   async read(signal: AbortSignal, onRow: OnRow): Promise<void> {
-    // Bytes of an unfinished message (or line) carried over into the next chunk.
+    // The start of a message the last chunk ended inside: completed from the next chunk's bytes.
     let rest: Buffer | undefined;
-    let rows = 0;
     for (;;) {
-      const chunk = await this.next(signal);
-      const buf = rest === undefined ? chunk : Buffer.concat([rest, chunk]);
-      rest = undefined;
-      let p = 0;
-      while (p + HEADER_BYTES <= buf.length) {
-        const code = buf[p] ?? 0;
-        if (code === ERROR_RESPONSE) return this.handBack(buf.subarray(p), signal);
-        const end = p + 1 + buf.readUInt32BE(p + 1);
-        if (code === COPY_DONE) return this.handBack(buf.subarray(end), signal);
-        if (code !== COPY_DATA && !INTERSPERSED.has(code)) throw new Error(`unexpected message ${String.fromCharCode(code)} in COPY OUT`);
-        if (end > buf.length) break;
-        if (code === COPY_DATA) {
-          // One message per row is what Postgres sends; other servers may split rows differently.
-          const from = p + HEADER_BYTES;
-          const oneRow = this.partial === undefined && buf[end - 1] === LF && buf.indexOf(LF, from) === end - 1;
-          const pending = oneRow ? onRow(buf, from, end - 1) : this.splitRows(buf, from, end, onRow);
-          let waited = pending !== undefined;
-          if (pending !== undefined) await pending;
-          if (++rows % ROWS_PER_CHECK === 0 && sliceDue()) {
-            await nextSlice();
-            waited = true;
-          }
-          // Only while waiting can the signal have aborted.
-          if (waited) signal.throwIfAborted();
+      let chunk = await this.next(signal);
+      if (rest !== undefined) {
+        // Copy just that one message out, never the whole chunk: chunks are large, rows small.
+        const need = messageBytes(rest, chunk) - rest.length;
+        const head = Buffer.concat([rest, chunk.subarray(0, need)]);
+        rest = undefined;
+        if (need > chunk.length) {
+          rest = head;
+          continue;
         }
-        p = end;
+        chunk = chunk.subarray(need);
+        // Should the copy end with this message, the rest of the chunk is pg's too.
+        const at = await this.walk(head, signal, onRow, chunk);
+        if (at === DONE) return;
       }
-      if (p < buf.length) rest = buf.subarray(p);
+      const at = await this.walk(chunk, signal, onRow);
+      if (at === DONE) return;
+      if (at < chunk.length) rest = chunk.subarray(at);
     }
+  }
+
+  /**
+   * Handles the whole messages at the start of `buf`; resolves to the offset of the first one it
+   * does not hold in full, or DONE once the copy is over and the socket is pg's again (with the
+   * rest of `buf`, then `following`).
+   */
+  private async walk(buf: Buffer, signal: AbortSignal, onRow: OnRow, following?: Buffer): Promise<number> {
+    let p = 0;
+    while (p + HEADER_BYTES <= buf.length) {
+      const code = buf[p] ?? 0;
+      const end = p + 1 + buf.readUInt32BE(p + 1);
+      if (code === ERROR_RESPONSE || code === COPY_DONE) {
+        // pg parses the error itself; after CopyDone come CommandComplete and ReadyForQuery.
+        const after = buf.subarray(code === ERROR_RESPONSE ? p : end);
+        await this.handBack(following === undefined ? after : Buffer.concat([after, following]), signal);
+        return DONE;
+      }
+      if (code !== COPY_DATA && !INTERSPERSED.has(code)) throw new Error(`unexpected message ${String.fromCharCode(code)} in COPY OUT`);
+      if (end > buf.length) break;
+      if (code === COPY_DATA) {
+        // One message per row is what Postgres sends; other servers may split rows differently.
+        const from = p + HEADER_BYTES;
+        const oneRow = this.partial === undefined && buf[end - 1] === LF && buf.indexOf(LF, from) === end - 1;
+        const pending = oneRow ? onRow(buf, from, end - 1) : this.splitRows(buf, from, end, onRow);
+        let waited = pending !== undefined;
+        if (pending !== undefined) await pending;
+        if (++this.rows % ROWS_PER_CHECK === 0 && sliceDue()) {
+          await nextSlice();
+          waited = true;
+        }
+        // Only while waiting can the signal have aborted.
+        if (waited) signal.throwIfAborted();
+      }
+      p = end;
+    }
+    return p;
   }
 
   /** Rows of a CopyData payload that is not exactly one row: lines may span messages. */

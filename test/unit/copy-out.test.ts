@@ -85,25 +85,32 @@ describe("CopyOutQuery", () => {
     for (const piece of [1, 3, bytes.length]) expect((await run(bytes, piece)).rows).toEqual(["a", "bb", "ccc", "dddd", "e"]);
   });
 
-  it("hands an ErrorResponse to pg and fails with the error pg reports", async () => {
-    const socket = new FakeSocket();
-    const handed: Buffer[] = [];
-    const query = new CopyOutQuery("COPY x TO STDOUT");
-    socket.on("data", (chunk: Buffer) => {
-      handed.push(chunk);
-      query.handleError(new Error("canceling statement due to statement timeout"));
-    });
-    query.submit({ stream: socket as never, query: () => undefined });
-    const rows: string[] = [];
-    const reading = query.read(
-      new AbortController().signal,
-      (b, start, end) => void rows.push(Buffer.from(b.subarray(start, end)).toString()),
-    );
+  it("hands an ErrorResponse to pg and fails with the error pg reports, however the bytes are split", async () => {
     const error = message("E", "SERROR\0C57014\0\0");
-    socket.emit("data", Buffer.concat([message("d", "a\n"), error, message("Z", "I")]));
-    await expect(reading).rejects.toThrow(/statement timeout/);
-    expect(rows).toEqual(["a"]);
-    expect(Buffer.concat(handed).equals(Buffer.concat([error, message("Z", "I")]))).toBe(true);
+    const bytes = Buffer.concat([message("d", "a\n"), error, message("Z", "I")]);
+    for (const piece of [1, 3, 9, bytes.length]) {
+      const socket = new FakeSocket();
+      const handed: Buffer[] = [];
+      const query = new CopyOutQuery("COPY x TO STDOUT");
+      socket.on("data", (chunk: Buffer) => {
+        handed.push(chunk);
+        if (Buffer.concat(handed).length >= error.length) query.handleError(new Error("canceling statement due to statement timeout"));
+      });
+      query.submit({ stream: socket as never, query: () => undefined });
+      const rows: string[] = [];
+      const reading = query.read(
+        new AbortController().signal,
+        (b, start, end) => void rows.push(Buffer.from(b.subarray(start, end)).toString()),
+      );
+      reading.catch(() => undefined);
+      for (let at = 0; at < bytes.length; at += piece) {
+        socket.emit("data", bytes.subarray(at, at + piece));
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      await expect(reading).rejects.toThrow(/statement timeout/);
+      expect(rows).toEqual(["a"]);
+      expect(Buffer.concat(handed).equals(Buffer.concat([error, message("Z", "I")])), `pieces of ${piece}`).toBe(true);
+    }
   });
 
   it("stops with the signal's reason while waiting for bytes", async () => {
