@@ -31,10 +31,15 @@ export const ENTRY = {
   source: ["--import", "tsx", "src/main.ts"],
 } as const;
 
-/** Starts the service with `env` on free ports and resolves once it serves. */
+/**
+ * Starts the service with `env` on free ports and resolves once it serves. SERVICE_NODE_ARGS,
+ * when set, are extra node flags for the child (split on spaces): `SERVICE_NODE_ARGS="--cpu-prof
+ * --cpu-prof-dir=/tmp/prof" npm run bench -- …` profiles the service under the bench's load.
+ */
 export async function spawnService(env: Record<string, string>, entry: readonly string[] = ENTRY.dist): Promise<ServiceProcess> {
   const started = performance.now();
-  const child = spawn(process.execPath, [...entry], {
+  const nodeArgs = (process.env.SERVICE_NODE_ARGS ?? "").split(" ").filter((arg) => arg !== "");
+  const child = spawn(process.execPath, [...nodeArgs, ...entry], {
     env: { PATH: process.env.PATH ?? "", GRPC_PORT: "0", HTTP_PORT: "0", LOG_LEVEL: "info", ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });

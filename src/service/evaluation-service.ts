@@ -30,7 +30,7 @@ export interface QueryRunner {
   runUserIdQuery(
     query: { text: string; params: unknown[] },
     options: { timeoutMs: number; rowCap: number; signal?: AbortSignal },
-    onIds: (ids: string[]) => Promise<void>,
+    onIds: (ids: import("../store/user-id-chunk.js").UserIdChunk) => Promise<void>,
   ): Promise<{ rows: number }>;
 }
 

@@ -130,10 +130,14 @@ export function validate(fields: Record<string, unknown>): EventRow | string {
   const { user_id: userId, name, ts } = fields;
   const properties = fields.properties ?? {};
   if (typeof userId !== "string" || userId === "") return "user_id is missing or empty";
-  if (Buffer.byteLength(userId) > USER_ID_MAX_BYTES) return `user_id is longer than ${USER_ID_MAX_BYTES} bytes`;
+  // UTF-8 takes at most 3 bytes per UTF-16 unit: only a long string needs counting.
+  if (userId.length * 3 > USER_ID_MAX_BYTES && Buffer.byteLength(userId) > USER_ID_MAX_BYTES)
+    return `user_id is longer than ${USER_ID_MAX_BYTES} bytes`;
   if (userId.includes("\0")) return "user_id contains U+0000";
   if (typeof name !== "string" || name === "") return "name is missing or empty";
-  if ([...name].length > EVENT_NAME_MAX_CHARS) return `name is longer than ${EVENT_NAME_MAX_CHARS} characters`;
+  // A string has at least as many UTF-16 units as characters: only a long one needs counting.
+  if (name.length > EVENT_NAME_MAX_CHARS && [...name].length > EVENT_NAME_MAX_CHARS)
+    return `name is longer than ${EVENT_NAME_MAX_CHARS} characters`;
   if (name.includes("\0")) return "name contains U+0000";
   if (typeof ts !== "string") return "ts is missing (an ISO-8601 time with an offset, e.g. 2026-01-31T12:00:00Z)";
   const normalized = isoTime(ts);
@@ -147,6 +151,8 @@ export function validate(fields: Record<string, unknown>): EventRow | string {
 
 /** `ts` as ISO-8601 UTC (millisecond precision), or undefined when it is not a real time. */
 function isoTime(ts: string): string | undefined {
+  const canonical = canonicalUtc(ts);
+  if (canonical !== undefined) return canonical;
   const parts = ISO_8601.exec(ts);
   if (parts === null) return undefined;
   const [year, month, day, hour, minute, second] = parts.slice(1, 7).map((p) => Number(p ?? 0)) as number[];
@@ -154,6 +160,43 @@ function isoTime(ts: string): string | undefined {
   if (calendar.getUTCMonth() !== (month ?? 1) - 1 || (hour ?? 0) > 23 || (minute ?? 0) > 59 || (second ?? 0) > 59) return undefined;
   const time = new Date(ts.replace(" ", "T"));
   return Number.isNaN(time.getTime()) ? undefined : time.toISOString();
+}
+
+/** Where the digits of `YYYY-MM-DDTHH:MM:SS` are. */
+const DIGITS = [0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18];
+const DAYS_IN_MONTH = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+
+/**
+ * isoTime's fast path, for the form nearly every producer writes (`Date.toISOString()`):
+ * `YYYY-MM-DDTHH:MM:SS.sssZ` comes back as it is, `YYYY-MM-DDTHH:MM:SSZ` with `.000`. Anything
+ * else, and any out-of-range field, is left to the general path (undefined here).
+ */
+function canonicalUtc(ts: string): string | undefined {
+  const length = ts.length;
+  if (length !== 24 && length !== 20) return undefined;
+  if (ts.charCodeAt(length - 1) !== 0x5a /* Z */ || ts[4] !== "-" || ts[7] !== "-" || ts[10] !== "T" || ts[13] !== ":" || ts[16] !== ":")
+    return undefined;
+  for (const at of DIGITS) if (!isDigit(ts.charCodeAt(at))) return undefined;
+  if (length === 24 && (ts[19] !== "." || !isDigit(ts.charCodeAt(20)) || !isDigit(ts.charCodeAt(21)) || !isDigit(ts.charCodeAt(22))))
+    return undefined;
+  const year = number(ts, 0, 4);
+  const month = number(ts, 5, 2);
+  const day = number(ts, 8, 2);
+  const leap = year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0);
+  const days = month === 2 && leap ? 29 : (DAYS_IN_MONTH[month - 1] ?? 0);
+  if (month < 1 || day < 1 || day > days || number(ts, 11, 2) > 23 || number(ts, 14, 2) > 59 || number(ts, 17, 2) > 59) return undefined;
+  return length === 24 ? ts : `${ts.slice(0, 19)}.000Z`;
+}
+
+function isDigit(code: number): boolean {
+  return code >= 0x30 && code <= 0x39;
+}
+
+/** The decimal number of `count` digits at `from` (already checked to be digits). */
+function number(text: string, from: number, count: number): number {
+  let value = 0;
+  for (let i = from; i < from + count; i++) value = value * 10 + (text.charCodeAt(i) - 0x30);
+  return value;
 }
 
 /** The cells of one CSV record (RFC 4180 quoting; a record is one line). */

@@ -6,17 +6,26 @@
 import { randomUUID } from "node:crypto";
 import { throwIfOver } from "../control/cancellation.js";
 import type { KeyedMutex } from "../control/keyed-mutex.js";
+import { nextSlice, sliceDue } from "../control/time-slice.js";
 import { FailedPreconditionError, InvalidArgumentError, UnavailableError } from "../errors.js";
 import { addDelta, applyDelta, bitmapOf, encodeBitmap, type MembershipDelta, removeDelta, replaceDelta } from "../index/membership.js";
 import { RoaringBitmap32 } from "../index/roaring.js";
+import { NOT_FOUND } from "../index/user-directory.js";
 import type { ChangeTrigger, Segment, SegmentStatus, SegmentType } from "../model.js";
 import type { Queryable } from "../store/database.js";
 import type { ImportStagingStore } from "../store/import-staging-store.js";
 import { type SegmentStore, type UserRow, VersionConflictError } from "../store/segment-store.js";
+import { UserIdChunk } from "../store/user-id-chunk.js";
 import { ImportParser, type InvalidEntry } from "./import-parser.js";
 import { catchUp, readBackUsers, type SegmentState } from "./segment-state.js";
 import { checkUserIds } from "./validation.js";
 import { membershipAt } from "./versions.js";
+
+/** Ids as a gather takes them: strings (imports) or a chunk of UTF-8 bytes (query results). */
+export type UserIds = readonly string[] | UserIdChunk;
+
+/** Ids resolved between two looks at the clock (a power of two). */
+const IDS_PER_CHECK = 256;
 
 /** Ids gathered for one change: known ones as uids in memory, unknown ones staged in the database. */
 export class GatheredIds {
@@ -179,7 +188,7 @@ export class MemberService {
     kind: ChangeKind,
     mode: ImportMode,
     signal: AbortSignal | undefined,
-    feed: (gather: (ids: readonly string[]) => Promise<void>) => Promise<void>,
+    feed: (gather: (ids: UserIds) => Promise<void>) => Promise<void>,
     withinCommit?: WithinCommit,
   ): Promise<MemberChangeResult> {
     checkMembersEditable(this.deps.state.require(id), kind);
@@ -240,17 +249,55 @@ export class MemberService {
     );
   }
 
-  /** Adds `ids` to `set`: known ones as uids, unknown ones staged in the database. */
-  async gather(set: GatheredIds, ids: readonly string[]): Promise<void> {
-    const { uids, unknown } = this.resolveKnown(ids);
+  /**
+   * Adds `ids` to `set`: known ones as uids, unknown ones staged in the database. Resolving is
+   * sliced (a turn of the event loop whenever the slice is used up), so a query result or an
+   * import of millions of ids never holds membership answers back for long.
+   */
+  async gather(set: GatheredIds, ids: UserIds): Promise<void> {
+    const { uids, unknown } = ids instanceof UserIdChunk ? await this.resolveChunk(ids) : await this.resolveSliced(ids);
     set.known.addMany(uids);
     if (unknown.size > 0) {
       set.staged = true;
       await this.deps.staging.stage(set.stagingId, [...unknown]);
     }
-    // Chunks of a buffered query result arrive back to back as microtasks: give the event loop a
-    // turn after each, or membership answers wait for the whole result (bench `evaluate`).
-    await new Promise((resolve) => setImmediate(resolve));
+  }
+
+  /** Splits a chunk of UTF-8 ids into known uids and unknown distinct ids, making no string for a known one. */
+  private async resolveChunk(chunk: UserIdChunk): Promise<{ uids: Uint32Array; unknown: Set<string> }> {
+    const { directory } = this.deps.state;
+    const { bytes, ends } = chunk;
+    // Looked-up uids, compacted in place to the known ones as it goes.
+    const uids = new Uint32Array(ends.length);
+    const unknown = new Set<string>();
+    let known = 0;
+    for (let from = 0; from < ends.length; from += IDS_PER_CHECK) {
+      const to = Math.min(ends.length, from + IDS_PER_CHECK);
+      directory.lookupManyUtf8(bytes, ends, from, to, uids);
+      for (let i = from; i < to; i++) {
+        const uid = uids[i] ?? NOT_FOUND;
+        if (uid === NOT_FOUND) unknown.add(chunk.id(i));
+        else uids[known++] = uid;
+      }
+      if (sliceDue()) await nextSlice();
+    }
+    return { uids: uids.subarray(0, known), unknown };
+  }
+
+  /** resolveKnown, sliced: for the large id lists of imports. */
+  private async resolveSliced(ids: readonly string[]): Promise<{ uids: Uint32Array; unknown: Set<string> }> {
+    const { directory } = this.deps.state;
+    const uids = new Uint32Array(ids.length);
+    const unknown = new Set<string>();
+    let known = 0;
+    for (let i = 0; i < ids.length; i++) {
+      const id = ids[i] as string;
+      const uid = directory.lookup(id);
+      if (uid === undefined) unknown.add(id);
+      else uids[known++] = uid;
+      if ((i & (IDS_PER_CHECK - 1)) === IDS_PER_CHECK - 1 && sliceDue()) await nextSlice();
+    }
+    return { uids: uids.subarray(0, known), unknown };
   }
 
   /**

@@ -5,15 +5,16 @@
  * '/dev/blob'` in its worker, split here — the small-scale default. Either way the query runs in
  * a READ ONLY transaction, as ANALYTICS_ROLE when set, with its parameters passed as settings.
  */
-import type { Readable } from "node:stream";
 import pg from "pg";
-import { to as copyTo } from "pg-copy-streams";
 import type { Logger } from "pino";
+import { nextSlice, sliceDue } from "../control/time-slice.js";
 import { DeadlineExceededError, DomainError, InvalidArgumentError, ResourceExhaustedError } from "../errors.js";
 import { toSettingReferences } from "./analytics-params.js";
+import { copyOutRows } from "./copy-out.js";
 import type { Database } from "./database.js";
 import { PgliteDatabase, type Statement } from "./pglite-database.js";
 import { isRetryable, sqlState, unavailable } from "./sql-errors.js";
+import { type UserIdChunk, UserIdChunkBuilder } from "./user-id-chunk.js";
 
 /** An already-vetted SELECT returning a `user_id` column, with `$n` bound parameters. */
 export interface UserIdQuery {
@@ -31,8 +32,11 @@ export interface RunLimits {
   signal?: AbortSignal;
 }
 
-/** Receives one chunk of ids; the next chunk waits until a returned promise settles. */
-export type OnIds = (ids: string[]) => void | Promise<void>;
+/**
+ * Receives one chunk of ids; the next chunk waits until a returned promise settles, and reuses
+ * this chunk's buffers then: copy out whatever must be kept.
+ */
+export type OnIds = (ids: UserIdChunk) => void | Promise<void>;
 
 /** Where analytics queries run. */
 export interface AnalyticsSource {
@@ -97,40 +101,80 @@ function runSignal(limits: RunLimits, graceMs: number): { signal: AbortSignal; d
   return { signal, dispose: () => clearTimeout(handle) };
 }
 
+/** Lines between two looks at the clock while splitting a result. */
+const LINES_PER_CHECK = 256;
+const LF = 0x0a;
+const BACKSLASH = 0x5c;
+
 /** Collects ids into chunks, checks each, and enforces the row cap. */
 class IdChunker {
   rows = 0;
-  private chunk: string[] = [];
+  private readonly chunk = new UserIdChunkBuilder(CHUNK_IDS);
 
   constructor(
     private readonly rowCap: number,
     private readonly onIds: OnIds,
   ) {}
 
-  /** Adds one COPY text-format line; returns a promise when a full chunk was handed over. */
-  add(line: string): Promise<void> | undefined {
+  /**
+   * Adds the COPY text-format line `bytes[start, end)`; returns a promise when a full chunk was
+   * handed over. Ids stay bytes: only a line with a backslash escape is decoded to a string.
+   */
+  add(bytes: Uint8Array, start: number, end: number): Promise<void> | undefined {
     this.rows++;
     if (this.rows > this.rowCap) {
       throw new ResourceExhaustedError("row_cap", `the analytics query returned more than its row cap of ${this.rowCap} rows`);
     }
-    const id = line.includes("\\") ? unescapeCopyText(line) : line;
-    if (id === "" || (id.length > MAX_ID_BYTES / 4 && Buffer.byteLength(id) > MAX_ID_BYTES)) {
-      throw new InvalidArgumentError(
-        "query",
-        `row ${this.rows} has user_id ${id === "" ? "empty" : `of ${Buffer.byteLength(id)} bytes`}; a user id must be 1–${MAX_ID_BYTES} bytes`,
-      );
+    const length = end - start;
+    // The common case in one pass: a plain id of a valid length, copied as it is.
+    if (length === 0 || length > MAX_ID_BYTES || !this.chunk.addBytes(bytes, start, end, BACKSLASH)) {
+      const raw = Buffer.from(bytes.buffer, bytes.byteOffset + start, length).toString("utf8");
+      const id = raw.includes("\\") ? unescapeCopyText(raw) : raw;
+      this.check(id === "" ? 0 : Buffer.byteLength(id));
+      this.chunk.addString(id);
     }
-    this.chunk.push(id);
-    if (this.chunk.length < CHUNK_IDS) return undefined;
+    if (!this.chunk.full) return undefined;
     return this.flush();
   }
 
   async flush(): Promise<void> {
     if (this.chunk.length === 0) return;
-    const ids = this.chunk;
-    this.chunk = [];
-    await this.onIds(ids);
+    await this.onIds(this.chunk.take());
   }
+
+  private check(byteLength: number): void {
+    if (byteLength === 0 || byteLength > MAX_ID_BYTES) {
+      throw new InvalidArgumentError(
+        "query",
+        `row ${this.rows} has user_id ${byteLength === 0 ? "empty" : `of ${byteLength} bytes`}; a user id must be 1–${MAX_ID_BYTES} bytes`,
+      );
+    }
+  }
+}
+
+/**
+ * Hands each complete line of `bytes` to `chunker`, giving the event loop a turn whenever the
+ * slice is used up; resolves to the offset just past the last newline.
+ */
+async function addLines(bytes: Uint8Array, chunker: IdChunker, signal: AbortSignal): Promise<number> {
+  let start = 0;
+  let lines = 0;
+  for (let nl = bytes.indexOf(LF, start); nl !== -1; nl = bytes.indexOf(LF, start)) {
+    const pending = chunker.add(bytes, start, nl);
+    start = nl + 1;
+    if (pending !== undefined) {
+      await pending;
+      signal.throwIfAborted();
+    }
+    if (++lines === LINES_PER_CHECK) {
+      lines = 0;
+      if (sliceDue()) {
+        await nextSlice();
+        signal.throwIfAborted();
+      }
+    }
+  }
+  return start;
 }
 
 const ESCAPES: Record<string, string> = { b: "\b", f: "\f", n: "\n", r: "\r", t: "\t", v: "\v", "\\": "\\" };
@@ -179,9 +223,8 @@ class PostgresAnalyticsSource implements AnalyticsSource {
       await client.query("SELECT set_config('statement_timeout', $1, true)", [String(limits.timeoutMs)]);
       for (const statement of setup) await client.query(statement.text, statement.params as unknown[] | undefined);
       signal.throwIfAborted();
-      const stream = client.query(copyTo(`COPY (${select}) TO STDOUT`));
       const chunker = new IdChunker(limits.rowCap, onIds);
-      await readLines(stream, signal, (line) => chunker.add(line));
+      await copyOutRows(client, `COPY (${select}) TO STDOUT`, signal, (bytes, start, end) => chunker.add(bytes, start, end));
       await chunker.flush();
       await client.query("ROLLBACK");
       return { rows: chunker.rows };
@@ -221,28 +264,6 @@ class PostgresAnalyticsSource implements AnalyticsSource {
   }
 }
 
-/** Feeds each line of `stream` to `onLine`, pausing while a returned promise is pending. */
-async function readLines(stream: Readable, signal: AbortSignal, onLine: (line: string) => Promise<void> | undefined): Promise<void> {
-  const onAbort = () => stream.destroy(signal.reason as Error);
-  signal.addEventListener("abort", onAbort, { once: true });
-  try {
-    let rest: Buffer | undefined;
-    for await (const data of stream) {
-      const buf: Buffer = rest === undefined ? (data as Buffer) : Buffer.concat([rest, data as Buffer]);
-      let start = 0;
-      for (let nl = buf.indexOf(10, start); nl !== -1; nl = buf.indexOf(10, start)) {
-        const pending = onLine(buf.toString("utf8", start, nl));
-        start = nl + 1;
-        if (pending !== undefined) await pending;
-      }
-      rest = start < buf.length ? buf.subarray(start) : undefined;
-    }
-    signal.throwIfAborted();
-  } finally {
-    signal.removeEventListener("abort", onAbort);
-  }
-}
-
 /** A driver error as the domain error the caller should see. */
 function translate(error: unknown, timeoutMs: number): unknown {
   if (error instanceof DomainError) return error;
@@ -277,17 +298,9 @@ class PgliteAnalyticsSource implements AnalyticsSource {
       }
       const chunker = new IdChunker(limits.rowCap, onIds);
       const { bytes } = out;
-      const decoder = new TextDecoder();
-      for (let start = 0; start < bytes.length; ) {
-        const nl = bytes.indexOf(10, start);
-        const end = nl === -1 ? bytes.length : nl;
-        const pending = chunker.add(decoder.decode(bytes.subarray(start, end)));
-        start = end + 1;
-        if (pending !== undefined) {
-          await pending;
-          signal.throwIfAborted();
-        }
-      }
+      const start = await addLines(bytes, chunker, signal);
+      // COPY ends every line with a newline; a last line without one counts all the same.
+      if (start < bytes.length) await chunker.add(bytes, start, bytes.length);
       await chunker.flush();
       return { rows: chunker.rows };
     } catch (error: unknown) {

@@ -20,7 +20,7 @@ const LIMITS = { timeoutMs: 30_000, rowCap: 1_000_000 };
 async function collect(source: AnalyticsSource, query: UserIdQuery, limits = LIMITS): Promise<{ chunks: string[][]; rows: number }> {
   const chunks: string[][] = [];
   const { rows } = await source.runUserIdQuery(query, limits, (ids) => {
-    chunks.push(ids);
+    chunks.push([...ids]);
   });
   return { chunks, rows };
 }
@@ -69,6 +69,11 @@ describe.each(STORES)("analytics source on $name", (kind) => {
     expect(rows).toBe(5);
   });
 
+  it("checks an escaped id's length once decoded: 200 tabs are 400 bytes on the wire but a valid 200-byte id", async () => {
+    const { chunks } = await collect(source, { text: "SELECT repeat(E'\\t', 200) AS user_id", params: [] });
+    expect(chunks.flat()).toEqual(["\t".repeat(200)]);
+  });
+
   it("passes parameters as values: quotes and semicolons stay inert", async () => {
     const evil = "x'); DROP TABLE events; --";
     const at = new Date("2026-01-02T03:04:05Z");
@@ -87,7 +92,7 @@ describe.each(STORES)("analytics source on $name", (kind) => {
       { text: "SELECT 'u' || g AS user_id FROM generate_series(1, 5000) g", params: [] },
       { ...LIMITS, rowCap: 4_999 },
       (ids) => {
-        chunks.push(ids);
+        chunks.push([...ids]);
       },
     );
     await expect(run).rejects.toThrow(ResourceExhaustedError);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { UserDirectory } from "../../src/index/user-directory.js";
+import { NOT_FOUND, UserDirectory } from "../../src/index/user-directory.js";
 
 describe("UserDirectory", () => {
   it("maps ids to uids and back", () => {
@@ -92,6 +92,54 @@ describe("UserDirectory", () => {
     expect(directory.lookup("cafe")).toBeUndefined();
     expect(directory.lookup("用户三")).toBeUndefined();
     expect(directory.lookup("😀".repeat(63))).toBeUndefined();
+  });
+
+  it("looks ids up from UTF-8 bytes inside a larger buffer exactly as from strings", () => {
+    const directory = new UserDirectory({ initialCapacity: 2 });
+    const known = ["alice", "é", "cafe\u0301", "😀".repeat(64), "用户一", "a".repeat(256)];
+    for (const [uid, id] of known.entries()) directory.add(uid * 5, id);
+    const asked = [...known, "bob", "café", "ALICE", "alic", "a".repeat(255), "用户二"];
+    // All ids back to back after a prefix, so every lookup reads from the middle of the buffer.
+    const parts = asked.map((id) => Buffer.from(id));
+    const bytes = new Uint8Array(Buffer.concat([Buffer.from("prefix"), ...parts]));
+    let start = "prefix".length;
+    for (const [i, part] of parts.entries()) {
+      const id = asked[i] as string;
+      expect(directory.lookupUtf8(bytes, start, start + part.length), id).toBe(directory.lookup(id));
+      start += part.length;
+    }
+    expect(directory.lookupUtf8(bytes, 3, 3)).toBeUndefined();
+    expect(directory.lookupUtf8(new Uint8Array(257).fill(0x61), 0, 257)).toBeUndefined();
+    // A lookup from bytes must not disturb one from a string (they share the scratch buffer).
+    expect(directory.lookup("alice")).toBe(0);
+  });
+
+  it("looks up runs of UTF-8 ids in groups with the same answers as one by one", () => {
+    const directory = new UserDirectory({ initialCapacity: 2 });
+    // Enough users that many sit past their home slot, so the probing fallback runs too.
+    for (let i = 0; i < 20_000; i++) directory.add(i * 3, i % 7 === 0 ? `用户-${i}` : `user_${i}`);
+    const asked: string[] = [];
+    for (let i = 0; i < 25_000; i += 3) asked.push(i % 7 === 0 ? `用户-${i}` : `user_${i}`, `stranger_${i}`);
+    asked.push("x".repeat(257), "a".repeat(256));
+    const parts = asked.map((id) => Buffer.from(id));
+    const bytes = new Uint8Array(Buffer.concat(parts));
+    const ends = new Uint32Array(parts.length);
+    let end = 0;
+    for (const [i, part] of parts.entries()) ends[i] = end += part.length;
+    // The empty id: an end equal to the one before.
+    const withEmpty = Uint32Array.from([...ends.subarray(0, 5), ends[4] as number, ...ends.subarray(5)]);
+    const out = new Uint32Array(withEmpty.length).fill(7);
+    directory.lookupManyUtf8(bytes, withEmpty, 0, 3, out);
+    directory.lookupManyUtf8(bytes, withEmpty, 3, withEmpty.length, out);
+    let found = 0;
+    for (let i = 0; i < withEmpty.length; i++) {
+      const start = i === 0 ? 0 : (withEmpty[i - 1] as number);
+      const expected = directory.lookupUtf8(bytes, start, withEmpty[i] as number) ?? NOT_FOUND;
+      expect(out[i], `id ${i}`).toBe(expected);
+      if (expected !== NOT_FOUND) found++;
+    }
+    expect(out[5]).toBe(NOT_FOUND);
+    expect(found).toBe(Math.ceil(20_000 / 3));
   });
 
   it("keeps every mapping through many doublings and page boundaries", () => {
