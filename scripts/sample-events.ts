@@ -4,7 +4,7 @@
  * pricing, some sign up, some of those buy; so "viewed pricing in the last 30 days and has not
  * purchased" has a sensible answer.
  *
- *   npm run sample-events -- --users 10000 [--seed 1] [--now 2026-03-01T00:00:00Z] [--days 90] > events.ndjson
+ *   npm run -s sample-events -- --users 10000 [--seed 1] [--now 2026-03-01T00:00:00Z] [--days 90] > events.ndjson
  */
 import { once } from "node:events";
 import { pathToFileURL } from "node:url";
