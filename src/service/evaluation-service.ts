@@ -128,18 +128,15 @@ export class EvaluationService {
     if (sampleSize < 0) throw new InvalidArgumentError("sample_size", "must not be negative");
     const plan = this.plan(query, this.deps.clock(), timeZone);
     const { limits } = this.deps;
-    const result = await this.combineInMemory(plan, { timeoutMs: limits.previewTimeoutMs, rowCap: limits.previewRowCap, signal });
+    const standIns = new StandIns();
+    const result = await this.combineInMemory(plan, standIns, { timeoutMs: limits.previewTimeoutMs, rowCap: limits.previewRowCap, signal });
     const want = Math.min(sampleSize === 0 ? PREVIEW_SAMPLE_DEFAULT : sampleSize, PREVIEW_SAMPLE_MAX);
     const sample: string[] = [];
-    for (const uid of result.uids) {
+    for (const uid of result) {
       if (sample.length >= want) break;
-      sample.push(this.deps.state.directory.externalId(uid) ?? "");
+      sample.push(standIns.id(uid) ?? this.deps.state.directory.externalId(uid) ?? "");
     }
-    for (const unknown of result.unknown) {
-      if (sample.length >= want) break;
-      sample.push(unknown);
-    }
-    return { count: result.uids.size + result.unknown.size, sample };
+    return { count: result.size, sample };
   }
 
   /** One page of a segment's evaluation history, newest first (skipped scheduled runs included). */
@@ -216,32 +213,33 @@ export class EvaluationService {
     }
   }
 
-  /** Runs a plan without writing anything: unknown ids stay in memory (bounded by the row cap). */
+  /**
+   * Runs a plan without writing anything: users the directory does not know get stand-in uids
+   * (bounded by the row cap), so the plan combines bitmaps only — set algebra over strings held
+   * the event loop for hundreds of ms on a large NOT.
+   */
   private async combineInMemory(
     plan: Plan,
+    standIns: StandIns,
     options: { timeoutMs: number; rowCap: number; signal?: AbortSignal | undefined },
-  ): Promise<Pair> {
+  ): Promise<RoaringBitmap32> {
     const { directory } = this.deps.state;
-    const results = new Map<object, Pair>();
+    const results = new Map<object, RoaringBitmap32>();
     for (const [node, query] of sqlParts(plan)) {
-      const result = { uids: new RoaringBitmap32(), unknown: new Set<string>() };
+      const result = new RoaringBitmap32();
       await this.deps.runner.runUserIdQuery(query, options, async (ids) => {
-        for (const userId of ids) {
-          const uid = directory.lookup(userId);
-          if (uid === undefined) result.unknown.add(userId);
-          else result.uids.add(uid);
-        }
+        for (const userId of ids) result.add(directory.lookup(userId) ?? standIns.uid(userId));
         // As in MemberService.gather: a buffered result must not hold the event loop.
         await new Promise((resolve) => setImmediate(resolve));
       });
       results.set(node, result);
     }
     this.checkReferences(plan);
-    return combineWith<Pair>(
+    return combineWith(
       plan,
-      PAIRS,
-      (node) => results.get(node) ?? { uids: new RoaringBitmap32(), unknown: new Set() },
-      (segmentId) => ({ uids: this.membersOf(segmentId), unknown: new Set() }),
+      UIDS,
+      (node) => results.get(node) ?? new RoaringBitmap32(),
+      (segmentId) => this.membersOf(segmentId),
     );
   }
 
@@ -373,11 +371,27 @@ const UIDS: SetAlgebra<RoaringBitmap32> = {
   minus: (a, b) => RoaringBitmap32.andNot(a, b),
 };
 
-type Pair = { uids: RoaringBitmap32; unknown: Set<string> };
+/** The highest uid there can be; stand-ins count down from it, far above any uid the store assigns. */
+const TOP_UID = 2 ** 32 - 2;
 
-/** For previews: users the directory does not know yet stay ids (they are members of no segment). */
-const PAIRS: SetAlgebra<Pair> = {
-  and: (a, b) => ({ uids: UIDS.and(a.uids, b.uids), unknown: new Set([...a.unknown].filter((id) => b.unknown.has(id))) }),
-  or: (a, b) => ({ uids: UIDS.or(a.uids, b.uids), unknown: new Set([...a.unknown, ...b.unknown]) }),
-  minus: (a, b) => ({ uids: UIDS.minus(a.uids, b.uids), unknown: new Set([...a.unknown].filter((id) => !b.unknown.has(id))) }),
-};
+/** Preview only: uids standing in for users the directory does not know, and back. */
+class StandIns {
+  private readonly byId = new Map<string, number>();
+  private readonly ids: string[] = [];
+
+  /** The stand-in uid of `userId`, made on first sight. */
+  uid(userId: string): number {
+    let uid = this.byId.get(userId);
+    if (uid === undefined) {
+      uid = TOP_UID - this.ids.length;
+      this.byId.set(userId, uid);
+      this.ids.push(userId);
+    }
+    return uid;
+  }
+
+  /** The user a stand-in uid names; undefined for a real uid. */
+  id(uid: number): string | undefined {
+    return uid > TOP_UID - this.ids.length ? this.ids[TOP_UID - uid] : undefined;
+  }
+}
