@@ -18,7 +18,7 @@ import * as grpc from "@grpc/grpc-js";
 import type { Logger } from "pino";
 import { setDeadline } from "../control/cancellation.js";
 import { CancelledError, DeadlineExceededError, ResourceExhaustedError } from "../errors.js";
-import { type Precheck, RejectedRequest, safeDeserializer } from "./request-decoding.js";
+import { type FastDecoder, type Precheck, RejectedRequest, safeDeserializer } from "./request-decoding.js";
 import { toStatus } from "./status.js";
 import { readStream, type StreamLimits } from "./stream-reader.js";
 
@@ -80,6 +80,8 @@ export interface AdapterOptions {
   streams: StreamLimits;
   /** Raw-byte checks by method ("segments.v1.SegmentService/AddMembers"), run before decoding. */
   prechecks?: Readonly<Record<string, Precheck>>;
+  /** Request decoders by method that bypass protobuf-es for the messages they accept (after the precheck). */
+  decoders?: Readonly<Record<string, FastDecoder>>;
 }
 
 /** Adds `service`, implemented by `handlers`, to `server`. */
@@ -95,19 +97,24 @@ export function addService<S extends DescService>(
   for (const method of service.methods) {
     const handler = byLocalName[method.localName];
     if (handler === undefined) throw new Error(`no handler for ${service.typeName}.${method.name}`);
-    definition[method.name] = methodDefinition(method, options.prechecks?.[`${service.typeName}/${method.name}`]);
+    const key = `${service.typeName}/${method.name}`;
+    definition[method.name] = methodDefinition(method, options.prechecks?.[key], options.decoders?.[key]);
     implementation[method.name] = wrap(method, handler, options);
   }
   server.addService(definition, implementation);
 }
 
-function methodDefinition(method: DescMethod, precheck: Precheck | undefined): grpc.MethodDefinition<unknown, unknown> {
+function methodDefinition(
+  method: DescMethod,
+  precheck: Precheck | undefined,
+  decoder: FastDecoder | undefined,
+): grpc.MethodDefinition<unknown, unknown> {
   return {
     path: `/${method.parent.typeName}/${method.name}`,
     requestStream: method.methodKind === "client_streaming" || method.methodKind === "bidi_streaming",
     responseStream: method.methodKind === "server_streaming" || method.methodKind === "bidi_streaming",
     requestSerialize: serializer(method.input),
-    requestDeserialize: safeDeserializer(method.input, precheck),
+    requestDeserialize: safeDeserializer(method.input, precheck, decoder),
     responseSerialize: serializer(method.output),
     responseDeserialize: safeDeserializer(method.output),
     originalName: method.localName,
