@@ -46,6 +46,8 @@ export class BatchCheckBytes implements BatchCheckMembershipRequest {
 /** Reused between calls: a request is copied out of them before it is returned. */
 let scratchBytes = new Uint8Array(64 * 1024);
 let scratchEnds = new Uint32Array(4096);
+/** Where the varint read by `varint` ends (-1 when truncated or longer than 5 bytes). */
+let varintEnd = 0;
 
 /**
  * The request in `bytes` with its ids as byte ranges, or undefined when it is malformed or holds
@@ -62,39 +64,36 @@ export function decodeBatchCheck(bytes: Uint8Array): BatchCheckBytes | undefined
   const size = bytes.length;
   let pos = 0;
   while (pos < size) {
-    // Tag: a varint of at most 5 bytes below 2^32 (what protobuf-es reads as uint32).
-    let tag = 0;
-    let byte = 0x80;
-    let shift = 0;
-    for (; shift < 35 && byte >= 0x80; shift += 7) {
-      if (pos >= size) return undefined;
-      byte = bytes[pos++] as number;
-      tag += (byte & 0x7f) * 2 ** shift;
+    // Tags and lengths are one byte for nearly every field: read those inline.
+    let tag = bytes[pos] as number;
+    if (tag < 0x80) pos++;
+    else {
+      tag = varint(bytes, pos);
+      if (varintEnd < 0) return undefined;
+      pos = varintEnd;
     }
-    if (byte >= 0x80 || tag > 0xffffffff || tag >>> 3 === 0) return undefined;
+    if (tag >>> 3 === 0) return undefined;
     const wireType = tag & 7;
     if (wireType === LENGTH_DELIMITED) {
-      let length = 0;
-      byte = 0x80;
-      for (shift = 0; shift < 35 && byte >= 0x80; shift += 7) {
-        if (pos >= size) return undefined;
-        byte = bytes[pos++] as number;
-        length += (byte & 0x7f) * 2 ** shift;
+      if (pos >= size) return undefined;
+      let length = bytes[pos] as number;
+      if (length < 0x80) pos++;
+      else {
+        length = varint(bytes, pos);
+        if (varintEnd < 0) return undefined;
+        pos = varintEnd;
       }
-      if (byte >= 0x80 || length > size - pos) return undefined;
+      if (length > size - pos) return undefined;
       const start = pos;
       pos += length;
       if (tag === USER_IDS_TAG) {
-        if (length === 0 || length > MAX_ID_BYTES) return undefined;
-        // One pass copies, spots NUL (refused) and non-ASCII (then checked as UTF-8 below).
-        let high = 0;
-        for (let i = 0; i < length; i++) {
-          const b = bytes[start + i] as number;
-          if (b === 0) return undefined;
-          high |= b;
-          out[fill + i] = b;
-        }
-        if (high >= 0x80 && !isUtf8(out.subarray(fill, fill + length))) return undefined;
+        // NUL and invalid UTF-8 are checked once over all the ids below. An id that starts with a
+        // continuation byte is invalid on its own but could complete its neighbour in the joined
+        // bytes, so it is refused here: then the joined bytes are UTF-8 exactly when each id is.
+        const first = bytes[start] as number;
+        if (length === 0 || length > MAX_ID_BYTES || (first >= 0x80 && first < 0xc0)) return undefined;
+        // A loop beats set(subarray()) for ids this short: subarray allocates.
+        for (let i = 0; i < length; i++) out[fill + i] = bytes[start + i] as number;
         fill += length;
         if (count === ends.length) {
           const grown = new Uint32Array(ends.length * 2);
@@ -124,6 +123,26 @@ export function decodeBatchCheck(bytes: Uint8Array): BatchCheckBytes | undefined
       return undefined;
     }
   }
+  const joined = out.subarray(0, fill);
+  if (joined.indexOf(0) >= 0 || !isUtf8(joined)) return undefined;
   const segmentId = segmentStart < 0 ? "" : decoder.decode(bytes.subarray(segmentStart, segmentEnd));
-  return new BatchCheckBytes(segmentId, new UserIdChunk(out.slice(0, fill), ends.slice(0, count)));
+  return new BatchCheckBytes(segmentId, new UserIdChunk(joined.slice(), ends.slice(0, count)));
+}
+
+/**
+ * The varint at `pos` if it has at most 5 bytes and is below 2^32 (what protobuf-es reads as a
+ * uint32 without question), its end in `varintEnd`; else varintEnd is −1.
+ */
+function varint(bytes: Uint8Array, pos: number): number {
+  let value = 0;
+  for (let i = 0; i < 5 && pos + i < bytes.length; i++) {
+    const byte = bytes[pos + i] as number;
+    value += (byte & 0x7f) * 2 ** (7 * i);
+    if (byte < 0x80) {
+      varintEnd = value > 0xffffffff ? -1 : pos + i + 1;
+      return value;
+    }
+  }
+  varintEnd = -1;
+  return 0;
 }

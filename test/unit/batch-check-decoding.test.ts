@@ -57,7 +57,7 @@ function lengthDelimited(field: number, bytes: ArrayLike<number>, pad = 0): numb
 
 /** Ids the decoder must accept, and ids some layer refuses (empty, too long, NUL, not UTF-8). */
 function userId(next: () => number, clean: boolean): number[] {
-  const pick = Math.floor(next() * (clean ? 5 : 12));
+  const pick = Math.floor(next() * (clean ? 5 : 13));
   const len = 1 + Math.floor(next() * 30);
   const ascii = () => Array.from({ length: len }, () => 0x21 + Math.floor(next() * 94));
   switch (pick) {
@@ -82,6 +82,8 @@ function userId(next: () => number, clean: boolean): number[] {
       return [0xed, 0xa0, 0x80]; // an encoded surrogate
     case 10:
       return [0xc0, 0x80]; // overlong NUL
+    case 11:
+      return [0xac, 0x61]; // starts with a continuation byte: completes a cut neighbour when joined
     default:
       return [0xe2, 0x82]; // cut multi-byte sequence
   }
@@ -203,6 +205,7 @@ describe("BatchCheckMembershipRequest from its wire bytes", () => {
       Uint8Array.from([0x12, 0x80]), // truncated length varint
       Uint8Array.from([0x12, 0x02, 0xc3, 0x28]), // invalid UTF-8
       Uint8Array.from([0x0a, 0x01, 0xff, 0x12, 0x01, 0x61]), // invalid UTF-8 segment id
+      Uint8Array.from([0x12, 0x02, 0xe2, 0x82, 0x12, 0x01, 0xac]), // two invalid ids that join into "€"
       Uint8Array.from([0x1e, 0x00]), // wire type 6
       Uint8Array.from([0x12, 0x00]), // empty id
       Uint8Array.from([0x12, 0x01, 0x00]), // NUL
