@@ -9,6 +9,7 @@ import { SegmentStatus } from "../gen/segments/v1/segment_pb.js";
 import type { MembershipAnswer, MembershipService } from "../service/membership-service.js";
 import type { ReplicaReads } from "../service/replica-reads.js";
 import type { ServiceHandlers } from "./adapter.js";
+import { encodeAudienceBatch } from "./audience-encoding.js";
 import { BatchCheckBytes } from "./batch-check-decoding.js";
 
 /** What the MembershipService handlers call. */
@@ -46,13 +47,14 @@ export function membershipHandlers({
       audience.stream(
         { include: req.includeSegmentIds, exclude: req.excludeSegmentIds, batchSize: req.batchSize, resumeToken: req.resumeToken },
         (batch) =>
-          send({
-            userIds: batch.userIds,
-            resumeToken: batch.resumeToken,
-            asOf: batch.first?.asOf.map(segmentVersion) ?? [],
-            totalCount: BigInt(batch.first?.totalCount ?? 0),
-            ...(batch.first?.snapshotKept === undefined ? {} : { snapshotKept: batch.first.snapshotKept }),
-          }),
+          send(
+            encodeAudienceBatch(batch.userIds, {
+              resumeToken: batch.resumeToken,
+              asOf: batch.first?.asOf.map(segmentVersion) ?? [],
+              totalCount: BigInt(batch.first?.totalCount ?? 0),
+              ...(batch.first?.snapshotKept === undefined ? {} : { snapshotKept: batch.first.snapshotKept }),
+            }),
+          ),
       ),
     validateTargeting: (req) => {
       const { valid, problems } = membership.validateTargeting(req.segmentIds);
