@@ -11,9 +11,10 @@ import { RoaringBitmap32 } from "../index/roaring.js";
 import type { Segment } from "../model.js";
 import { isStale } from "../schedule/staleness.js";
 import type { SegmentState } from "../service/segment-state.js";
-import { checkSegmentList } from "../service/validation.js";
+import { checkSegmentList, USER_ID_MAX_BYTES as MAX_ID_BYTES } from "../service/validation.js";
 import { membershipAt } from "../service/versions.js";
 import type { SegmentStore } from "../store/segment-store.js";
+import { UserIdChunk } from "../store/user-id-chunk.js";
 import { type ResumePoint, readResumeToken, resumeToken } from "./resume-token.js";
 
 /** The version of one segment an answer was computed from. */
@@ -26,7 +27,8 @@ export interface SegmentVersionRead {
 
 /** One batch of a streamed audience. */
 export interface AudienceBatch {
-  userIds: string[];
+  /** The ids as UTF-8, straight from the directory (no string per id); valid only until `send` settles. */
+  userIds: UserIdChunk;
   resumeToken: string;
   /** First batch only: the snapshot read, its size, and for a resumed stream whether it is the original snapshot. */
   first?: { asOf: SegmentVersionRead[]; totalCount: number; snapshotKept: boolean | undefined };
@@ -110,11 +112,23 @@ export class AudienceService {
     const total = audience.size;
     let offset = point.after < 0 ? 0 : audience.rank(point.after);
     const buffer = new Uint32Array(batchSize);
+    const ends = new Uint32Array(batchSize);
+    let bytes = new Uint8Array(Math.min(batchSize, DEFAULT_BATCH) * 32);
     let firstBatch: AudienceBatch["first"] = { ...first, totalCount: total };
     do {
       const uids = audience.rangeUint32Array(buffer, offset, batchSize);
-      const userIds = new Array<string>(uids.length);
-      for (let i = 0; i < uids.length; i++) userIds[i] = directory.externalId(uids[i] as number) ?? "";
+      let fill = 0;
+      for (let i = 0; i < uids.length; i++) {
+        if (fill + MAX_ID_BYTES > bytes.length) {
+          const grown = new Uint8Array(bytes.length * 2);
+          grown.set(bytes.subarray(0, fill));
+          bytes = grown;
+        }
+        // A uid with no id (never the case for a member) is sent as "", as it always was.
+        fill = directory.copyId(uids[i] as number, bytes, fill);
+        ends[i] = fill;
+      }
+      const userIds = new UserIdChunk(bytes.subarray(0, fill), ends.subarray(0, uids.length));
       offset += uids.length;
       const after = uids.length === 0 ? point.after : (uids[uids.length - 1] as number);
       const token = resumeToken({ ...point, after }, pageTokenSecret);

@@ -18,7 +18,7 @@ import * as grpc from "@grpc/grpc-js";
 import type { Logger } from "pino";
 import { setDeadline } from "../control/cancellation.js";
 import { CancelledError, DeadlineExceededError, ResourceExhaustedError } from "../errors.js";
-import { type Precheck, RejectedRequest, safeDeserializer } from "./request-decoding.js";
+import { type FastDecoder, type Precheck, RejectedRequest, safeDeserializer } from "./request-decoding.js";
 import { toStatus } from "./status.js";
 import { readStream, type StreamLimits } from "./stream-reader.js";
 
@@ -47,9 +47,17 @@ type Unary<I extends DescMessage, O extends DescMessage> = (
   request: MessageShape<I>,
   ctx: CallContext,
 ) => Promise<MessageInitShape<O>> | MessageInitShape<O>;
+/**
+ * A response a handler encoded itself (a hot path that knows a faster way than protobuf-es):
+ * the serializer sends its bytes as they are.
+ */
+export class EncodedMessage {
+  constructor(readonly bytes: Uint8Array) {}
+}
+
 type ServerStreaming<I extends DescMessage, O extends DescMessage> = (
   request: MessageShape<I>,
-  send: (message: MessageInitShape<O>) => Promise<void>,
+  send: (message: MessageInitShape<O> | EncodedMessage) => Promise<void>,
   ctx: CallContext,
 ) => Promise<void>;
 type ClientStreaming<I extends DescMessage, O extends DescMessage> = (
@@ -80,6 +88,8 @@ export interface AdapterOptions {
   streams: StreamLimits;
   /** Raw-byte checks by method ("segments.v1.SegmentService/AddMembers"), run before decoding. */
   prechecks?: Readonly<Record<string, Precheck>>;
+  /** Request decoders by method that bypass protobuf-es for the messages they accept (after the precheck). */
+  decoders?: Readonly<Record<string, FastDecoder>>;
 }
 
 /** Adds `service`, implemented by `handlers`, to `server`. */
@@ -95,19 +105,24 @@ export function addService<S extends DescService>(
   for (const method of service.methods) {
     const handler = byLocalName[method.localName];
     if (handler === undefined) throw new Error(`no handler for ${service.typeName}.${method.name}`);
-    definition[method.name] = methodDefinition(method, options.prechecks?.[`${service.typeName}/${method.name}`]);
+    const key = `${service.typeName}/${method.name}`;
+    definition[method.name] = methodDefinition(method, options.prechecks?.[key], options.decoders?.[key]);
     implementation[method.name] = wrap(method, handler, options);
   }
   server.addService(definition, implementation);
 }
 
-function methodDefinition(method: DescMethod, precheck: Precheck | undefined): grpc.MethodDefinition<unknown, unknown> {
+function methodDefinition(
+  method: DescMethod,
+  precheck: Precheck | undefined,
+  decoder: FastDecoder | undefined,
+): grpc.MethodDefinition<unknown, unknown> {
   return {
     path: `/${method.parent.typeName}/${method.name}`,
     requestStream: method.methodKind === "client_streaming" || method.methodKind === "bidi_streaming",
     responseStream: method.methodKind === "server_streaming" || method.methodKind === "bidi_streaming",
     requestSerialize: serializer(method.input),
-    requestDeserialize: safeDeserializer(method.input, precheck),
+    requestDeserialize: safeDeserializer(method.input, precheck, decoder),
     responseSerialize: serializer(method.output),
     responseDeserialize: safeDeserializer(method.output),
     originalName: method.localName,
@@ -116,7 +131,8 @@ function methodDefinition(method: DescMethod, precheck: Precheck | undefined): g
 
 function serializer(schema: DescMessage): (message: unknown) => Buffer {
   return (message) => {
-    const bytes = toBinary(schema, create(schema, message as MessageInitShape<DescMessage>));
+    const bytes =
+      message instanceof EncodedMessage ? message.bytes : toBinary(schema, create(schema, message as MessageInitShape<DescMessage>));
     // grpc-js wants a Buffer; wrap the encoded bytes without copying them.
     return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   };

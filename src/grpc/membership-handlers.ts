@@ -9,6 +9,8 @@ import { SegmentStatus } from "../gen/segments/v1/segment_pb.js";
 import type { MembershipAnswer, MembershipService } from "../service/membership-service.js";
 import type { ReplicaReads } from "../service/replica-reads.js";
 import type { ServiceHandlers } from "./adapter.js";
+import { encodeAudienceBatch } from "./audience-encoding.js";
+import { BatchCheckBytes } from "./batch-check-decoding.js";
 
 /** What the MembershipService handlers call. */
 export interface MembershipHandlerDeps {
@@ -30,7 +32,10 @@ export function membershipHandlers({
   return {
     checkMembership: (req) => ({ results: membership.checkMembership(req.userId, req.segmentIds).map(result) }),
     batchCheckMembership: (req) => {
-      const answer = membership.batchCheckMembership(req.segmentId, req.userIds);
+      const answer =
+        req instanceof BatchCheckBytes
+          ? membership.batchCheckMembershipUtf8(req.segmentId, req.ids)
+          : membership.batchCheckMembership(req.segmentId, req.userIds);
       return { members: answer.members, version: BigInt(answer.version), versionTime: timestamp(answer.versionAt), stale: answer.stale };
     },
     listUserSegments: (req) => ({ results: membership.listUserSegments(req.userId).map(result) }),
@@ -42,13 +47,14 @@ export function membershipHandlers({
       audience.stream(
         { include: req.includeSegmentIds, exclude: req.excludeSegmentIds, batchSize: req.batchSize, resumeToken: req.resumeToken },
         (batch) =>
-          send({
-            userIds: batch.userIds,
-            resumeToken: batch.resumeToken,
-            asOf: batch.first?.asOf.map(segmentVersion) ?? [],
-            totalCount: BigInt(batch.first?.totalCount ?? 0),
-            ...(batch.first?.snapshotKept === undefined ? {} : { snapshotKept: batch.first.snapshotKept }),
-          }),
+          send(
+            encodeAudienceBatch(batch.userIds, {
+              resumeToken: batch.resumeToken,
+              asOf: batch.first?.asOf.map(segmentVersion) ?? [],
+              totalCount: BigInt(batch.first?.totalCount ?? 0),
+              ...(batch.first?.snapshotKept === undefined ? {} : { snapshotKept: batch.first.snapshotKept }),
+            }),
+          ),
       ),
     validateTargeting: (req) => {
       const { valid, problems } = membership.validateTargeting(req.segmentIds);

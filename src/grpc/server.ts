@@ -24,6 +24,7 @@ import type { SegmentService } from "../service/segment-service.js";
 import type { SegmentState } from "../service/segment-state.js";
 import { MAX_SEGMENTS_PER_CHECK, USER_ID_MAX_BYTES } from "../service/validation.js";
 import { addService, type CallObserver, type ServiceHandlers } from "./adapter.js";
+import { decodeBatchCheck } from "./batch-check-decoding.js";
 import { CallStats } from "./call-stats.js";
 import { HealthState } from "./health.js";
 import { membershipHandlers } from "./membership-handlers.js";
@@ -94,6 +95,8 @@ export class GrpcServer {
       observe: observer(deps.log, this.calls),
       streams: deps.streams,
       prechecks: prechecks(deps.maxIdsPerCall),
+      // The batch path's ids stay UTF-8 from the wire to the directory lookup (no string per id).
+      decoders: { [`${MembershipServiceDesc.typeName}/BatchCheckMembership`]: decodeBatchCheck },
     };
     addService(
       this.server,

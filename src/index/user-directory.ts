@@ -187,6 +187,16 @@ export class UserDirectory {
   }
 
   /**
+   * Copies the UTF-8 bytes of `uid`'s external id to `target` at `at` and returns where they end
+   * (`at` itself for a uid never assigned). No string is made; `target` needs 256 bytes of room.
+   */
+  copyId(uid: number, target: Uint8Array, at: number): number {
+    if (!isUid(uid)) return at;
+    const position = this.uids.position(uid);
+    return position === 0 ? at : this.arena.copy(position, target, at);
+  }
+
+  /**
    * Records that `externalId` has `uid`. Idempotent for the same pair; a conflicting pair means
    * the store and memory disagree, which must never be papered over.
    */
@@ -315,6 +325,17 @@ class IdArena {
     if (chunk === undefined || chunk[start - 1] !== length - 1) return false;
     for (let i = 0; i < length; i++) if (chunk[start + i] !== bytes[from + i]) return false;
     return true;
+  }
+
+  /** Copies the id stored at `position` to `target` at `at`; returns where it ends. */
+  copy(position: number, target: Uint8Array, at: number): number {
+    const index = Math.floor(position / CHUNK_BYTES);
+    const chunk = this.chunks[index] ?? new Uint8Array(1);
+    const start = position - index * CHUNK_BYTES + 1;
+    const length = (chunk[start - 1] ?? 0) + 1;
+    // A loop beats set(subarray()) for ids this short: subarray allocates.
+    for (let i = 0; i < length; i++) target[at + i] = chunk[start + i] ?? 0;
+    return at + length;
   }
 
   /** The id stored at `position`. */

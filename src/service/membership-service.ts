@@ -2,10 +2,12 @@
  * The hot path: membership answers straight from memory. No locks, no I/O; a reader sees the
  * bitmap published before or after a change, never a mix.
  */
+import { NOT_FOUND } from "../index/user-directory.js";
 import type { SegmentStatus } from "../model.js";
 import { isStale } from "../schedule/staleness.js";
+import type { UserIdChunk } from "../store/user-id-chunk.js";
 import type { SegmentState } from "./segment-state.js";
-import { checkSegmentId, checkSegmentList, checkUserId, checkUserIds } from "./validation.js";
+import { checkSegmentId, checkSegmentList, checkUserId, checkUserIdBytes, checkUserIds } from "./validation.js";
 
 /** One segment's answer, with the membership version it was computed from. */
 export interface MembershipAnswer {
@@ -74,6 +76,28 @@ export class MembershipService {
       const uid = directory.lookup(userId);
       return uid !== undefined && bitmap.has(uid);
     });
+    return { members, version: segment.version, versionAt: segment.versionAt, stale: isStale(segment, this.now()) };
+  }
+
+  /**
+   * batchCheckMembership for ids given as UTF-8 byte ranges (straight from the request): the same
+   * answers and refusals, with the uids resolved in groups by lookupManyUtf8 and no string per id.
+   */
+  batchCheckMembershipUtf8(segmentId: string, userIds: UserIdChunk): BatchAnswer {
+    checkUserIdBytes(userIds, this.maxIdsPerCall);
+    const segment = this.state.servable(segmentId, "segment_id");
+    const bitmap = this.state.bitmaps.get(segmentId);
+    const count = userIds.length;
+    const members = new Array<boolean>(count);
+    if (segment.type === "EVERYONE") members.fill(true);
+    else {
+      const uids = new Uint32Array(count);
+      this.state.directory.lookupManyUtf8(userIds.bytes, userIds.ends, 0, count, uids);
+      for (let i = 0; i < count; i++) {
+        const uid = uids[i] ?? NOT_FOUND;
+        members[i] = uid !== NOT_FOUND && bitmap.has(uid);
+      }
+    }
     return { members, version: segment.version, versionAt: segment.versionAt, stale: isStale(segment, this.now()) };
   }
 

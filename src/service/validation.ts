@@ -6,10 +6,12 @@
  * it would fail deep in the write path, and accepting it only on reads would answer for ids that
  * can never exist.
  */
+import { isUtf8 } from "node:buffer";
 import cron from "node-cron";
 import { InvalidArgumentError } from "../errors.js";
 import type { QueryDefinition, Schedule } from "../model.js";
 import { SQL_MAX_CHARS } from "../query/query-limits.js";
+import type { UserIdChunk } from "../store/user-id-chunk.js";
 import { isSegmentId } from "./ids.js";
 
 export const NAME_MAX_CHARS = 200;
@@ -73,11 +75,35 @@ export function checkUserId(id: string, field = "user_id"): void {
 
 /** Checks a list of user ids: non-empty, within the per-call limit, each well formed. */
 export function checkUserIds(ids: readonly string[], limit: number, field = "user_ids"): void {
-  if (ids.length === 0) throw new InvalidArgumentError(field, "must contain at least one user id");
-  if (ids.length > limit) {
-    throw new InvalidArgumentError(field, `${ids.length} ids is over the limit of ${limit} per call; split the list or use ImportMembers`);
-  }
+  checkUserIdCount(ids.length, limit, field);
   for (let i = 0; i < ids.length; i++) checkUserId(ids[i] as string, `${field}[${i}]`);
+}
+
+/**
+ * checkUserIds for ids given as UTF-8 byte ranges (the wire decoder's): the same refusals, with
+ * the same fields and messages, without making a string per id.
+ */
+export function checkUserIdBytes(ids: UserIdChunk, limit: number, field = "user_ids"): void {
+  const count = ids.length;
+  checkUserIdCount(count, limit, field);
+  const { bytes, ends } = ids;
+  // The wire decoder only hands over UTF-8; anything else would answer for ids no one can have.
+  if (!isUtf8(bytes)) throw new InvalidArgumentError(field, "must be UTF-8");
+  // NUL, or an id out of bounds, is rare: find which id it is only when there is one.
+  let bad = bytes.indexOf(0) >= 0;
+  for (let i = 0, start = 0; i < count && !bad; i++) {
+    const end = ends[i] ?? 0;
+    bad = end - start <= 0 || end - start > USER_ID_MAX_BYTES;
+    start = end;
+  }
+  if (bad) checkUserIds([...ids], limit, field);
+}
+
+function checkUserIdCount(count: number, limit: number, field: string): void {
+  if (count === 0) throw new InvalidArgumentError(field, "must contain at least one user id");
+  if (count > limit) {
+    throw new InvalidArgumentError(field, `${count} ids is over the limit of ${limit} per call; split the list or use ImportMembers`);
+  }
 }
 
 /** Checks a schedule: a valid cron expression and an IANA time zone. */

@@ -7,7 +7,8 @@
  */
 
 const encoder = new TextEncoder();
-const decoder = new TextDecoder();
+// A leading U+FEFF is part of an id, not a byte-order mark.
+const decoder = new TextDecoder("utf-8", { ignoreBOM: true });
 
 /** Ids `0 … length − 1`; id i is `bytes[i === 0 ? 0 : ends[i − 1], ends[i])`. */
 export class UserIdChunk implements Iterable<string> {
