@@ -37,10 +37,14 @@ export interface WorkerSettings {
 /**
  * This thread's nice value. On two busy cores a long statement here (an evaluation's COPY, an
  * import's commit) competed on equal terms with the event loop that answers membership, and the
- * answers' p99 paid for it (bench `evaluate`). A lower priority yields the CPU to the hot path
- * when both want it, and costs nothing when a core is free.
+ * answers' p99 paid for it (bench `evaluate`, --quick, PGlite, load average ~4.5: CheckMembership
+ * p99 during evaluations 1.9–3.3× idle at nice 0, 1.3–1.7× at 5, 0.9–1.0× at 10). A lower
+ * priority yields the CPU to the hot path when both want it, and costs nothing when a core is
+ * free; the price is paid by this thread's own work when other processes keep the cores busy
+ * (LoadEvents --quick at load ~7, one run each: 28.7k rows/s at 0, 25.5k at 5, 22.0k at 10), so
+ * the middle value.
  */
-const NICE = 10;
+const NICE = 5;
 
 /** Lowers this thread's priority (Linux: a thread's id works as a pid for setpriority). */
 function lowerPriority(): void {
