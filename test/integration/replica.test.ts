@@ -110,7 +110,15 @@ describe.each(STORES)("replica on $name", (kind) => {
     await until(() => replica.status().state === "lagging", "the replica to notice");
     service = await startService(store, { GRPC_PORT: String(port) });
     const segmentId = segments[0] as string;
-    const answer = await service.segments.addMembers({ segmentId, userIds: [user(USERS + 50)] });
+    // grpc-js pools connections per address across clients: the new service's client may share
+    // the replica's, still backing off from the outage, and fail fast. AddMembers is idempotent.
+    const add = () => service.segments.addMembers({ segmentId, userIds: [user(USERS + 50)] });
+    let answer = await add().catch(() => undefined);
+    for (let tries = 0; answer === undefined; tries++) {
+      if (tries > 200) throw new Error("the restarted service never answered");
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      answer = await add().catch(() => undefined);
+    }
     model.get(segmentId)?.add(user(USERS + 50));
     await until(() => replica.status().versions[segmentId] === Number(answer.version), "the change after the restart");
     expect(replica.status().state).toBe("live");
