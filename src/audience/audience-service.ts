@@ -172,9 +172,9 @@ export class AudienceService {
     const members = await Promise.all(ops.all.map((segment, k) => this.membersAt(segment, point.versions[k] ?? 0, point.everyoneBound)));
     const byId = new Map(ops.all.map((segment, k) => [segment.id, members[k] as RoaringBitmap32]));
     const pick = (list: Segment[]) => list.map((s) => byId.get(s.id) ?? new RoaringBitmap32());
-    if (ops.include.length === 0) return new RoaringBitmap32();
-    const included = RoaringBitmap32.orMany(pick(ops.include));
-    return ops.exclude.length === 0 ? included : RoaringBitmap32.andNot(included, RoaringBitmap32.orMany(pick(ops.exclude)));
+    // Bitmaps are replaced, never mutated: one include segment's bitmap is a snapshot as it is.
+    const included = union(pick(ops.include));
+    return ops.exclude.length === 0 ? included : RoaringBitmap32.andNot(included, union(pick(ops.exclude)));
   }
 
   /** A segment's members at `version`; EVERYONE: every user with a uid below `everyoneBound`. */

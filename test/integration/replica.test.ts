@@ -5,6 +5,7 @@
  * holds. On both stores.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { rng } from "../../bench/lib/dataset.js";
 import { createClient } from "../../src/client/client.js";
 import { SegmentReplica } from "../../src/client/replica.js";
 import { MembershipService } from "../../src/gen/segments/v1/membership_service_pb.js";
@@ -14,18 +15,6 @@ import { STORES, type TestStore } from "../support/stores.js";
 
 const USERS = 300;
 const user = (n: number) => `replica_user_${n}`;
-/** A seeded PRNG (mulberry32), so a failure replays. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 async function until(condition: () => boolean, what: string): Promise<void> {
   for (let waited = 0; !condition(); waited += 5) {
     if (waited > 20_000) throw new Error(`timed out waiting for ${what}`);
@@ -79,7 +68,8 @@ describe.each(STORES)("replica on $name", (kind) => {
   it("agrees with the server at every version through 10,000 random changes", async () => {
     expect(replica.status().state).toBe("live");
     await agree();
-    const random = prng(873);
+    // The bench's seeded PRNG, so a failure replays.
+    const random = rng(873);
     let changes = 0;
     for (let step = 0; changes < 10_000; step++) {
       const segmentId = segments[Math.floor(random() * segments.length)] as string;
