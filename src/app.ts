@@ -21,16 +21,17 @@ import { MembershipService } from "./service/membership-service.js";
 import { ReplicaReads } from "./service/replica-reads.js";
 import { SegmentService } from "./service/segment-service.js";
 import { loadState, SegmentState } from "./service/segment-state.js";
+import { UserRegistry } from "./service/user-registry.js";
 import { type AnalyticsSource, openAnalyticsSource } from "./store/analytics-source.js";
 import type { Database } from "./store/database.js";
 import { EvaluationStore } from "./store/evaluation-store.js";
 import { EventsStore } from "./store/events-store.js";
-import { ImportStagingStore } from "./store/import-staging-store.js";
 import { migrate } from "./store/migrate.js";
 import { PgliteDatabase } from "./store/pglite-database.js";
 import { PostgresDatabase } from "./store/postgres-database.js";
 import { ScheduleStore } from "./store/schedule-store.js";
 import { SegmentStore } from "./store/segment-store.js";
+import { UserStore } from "./store/user-store.js";
 
 /** A running service. */
 export interface App {
@@ -41,6 +42,8 @@ export interface App {
   readonly server: GrpcServer;
   /** Scheduled evaluations; its loop runs unless SCHEDULER_ENABLED=false (tests then call `tick`). */
   readonly scheduler: Scheduler;
+  /** The per-segment write locks (tests hold one to queue writes behind it). */
+  readonly locks: KeyedMutex;
   /** Drains gRPC (up to the grace period), then closes the database. */
   close(): Promise<void>;
 }
@@ -85,7 +88,10 @@ export async function startApp(config: Config, log: Logger, clock: () => Date = 
     const applied = await migrate(db);
     if (applied.length > 0) log.info({ applied }, "migrations applied");
     const store = new SegmentStore(db);
-    state = await loadState(store);
+    const userStore = new UserStore(db);
+    state = await loadState(store, userStore, (phase, done, total, ms) =>
+      log.info({ phase, done, ...(total === undefined ? {} : { total }), ms: Math.round(ms) }, `loading state: ${phase}`),
+    );
     log.info({ segments: state.segments.size, users: state.directory.size, ms: Math.round(performance.now() - started) }, "state loaded");
     const locks = new KeyedMutex();
     analytics = openAnalyticsSource({
@@ -97,8 +103,8 @@ export async function startApp(config: Config, log: Logger, clock: () => Date = 
     });
     const source = analytics;
     const segments = new SegmentService({ state, store, clock, locks, planQuery: (sql) => source.explain(sql, config.previewTimeoutMs) });
-    const staging = new ImportStagingStore(db);
-    const members = new MemberService({ state, store, staging, clock, locks, maxIdsPerCall: config.maxIdsPerCall });
+    const users = new UserRegistry(userStore, state.directory);
+    const members = new MemberService({ state, store, users, clock, locks, maxIdsPerCall: config.maxIdsPerCall });
     const membership = new MembershipService(state, config.maxIdsPerCall, () => clock().getTime());
     const reads = new MemberReads(state, store);
     const audience = new AudienceService({ state, store, now: () => clock().getTime() });
@@ -114,7 +120,6 @@ export async function startApp(config: Config, log: Logger, clock: () => Date = 
     compactor = new Compactor({
       state,
       store,
-      staging,
       clock,
       log,
       policy: { maxChanges: config.snapshotEveryChanges, minBytes: 1 << 20, retentionMs: config.historyRetentionMs },
@@ -154,6 +159,7 @@ export async function startApp(config: Config, log: Logger, clock: () => Date = 
       httpPort: http.port,
       server,
       scheduler: schedules,
+      locks,
       close: async () => {
         // Watch streams never end on their own: end them first so the drain need not wait out the grace period.
         feed.close();

@@ -18,7 +18,7 @@ export async function seedSegments(env: Record<string, string>, count: number, t
   try {
     const store = new SegmentStore(db);
     const [bounds] = await db.query<{ users: number; top: number }>(
-      "SELECT count(*)::int AS users, coalesce(max(uid), -1) AS top FROM users",
+      "SELECT coalesce(sum(id_count), 0)::int AS users, coalesce(max(first_uid + id_count), 0)::int - 1 AS top FROM user_chunks",
     );
     if (bounds === undefined || bounds.users === 0 || bounds.users !== bounds.top + 1) {
       throw new Error("seeding needs a directory with dense uids 0..n-1 (load the dataset first)");

@@ -7,7 +7,6 @@ import { ResourceExhaustedError } from "../errors.js";
 import { decodeBitmap } from "../index/membership.js";
 import type { RoaringBitmap32 } from "../index/roaring.js";
 import type { UserDirectory } from "../index/user-directory.js";
-import type { SegmentStore } from "../store/segment-store.js";
 import type { LoggedChange } from "./change-log.js";
 
 /** Most user ids (entered and left together) in one message. */
@@ -35,10 +34,9 @@ export interface WatchMessage {
   complete: boolean;
 }
 
-/** What encoding needs: the directory for external ids (the store for users it does not hold yet). */
+/** What encoding needs: the directory for external ids. */
 export interface DeltaEncoderDeps {
   directory: UserDirectory;
-  store: SegmentStore;
   maxMessageBytes: number;
 }
 
@@ -63,8 +61,8 @@ export async function sendDelta(
   for (;;) {
     const takeAdded = Math.min(MAX_IDS_PER_MESSAGE, added.size - a);
     const takeRemoved = Math.min(MAX_IDS_PER_MESSAGE - takeAdded, removed.size - r);
-    const entered = await externalIds(deps, slice(added, a, takeAdded));
-    const left = await externalIds(deps, slice(removed, r, takeRemoved));
+    const entered = externalIds(deps, slice(added, a, takeAdded));
+    const left = externalIds(deps, slice(removed, r, takeRemoved));
     a += takeAdded;
     r += takeRemoved;
     const complete = a === added.size && r === removed.size;
@@ -90,23 +88,14 @@ function slice(bitmap: RoaringBitmap32, offset: number, count: number): Uint32Ar
 }
 
 /**
- * The external ids of `uids`. A change is published before its new users enter the directory
- * (a large import reads them back after COMMIT), so ids it does not hold yet come from the store.
+ * The external ids of `uids`. A change's new users enter the directory before the change is
+ * published, and the directory never forgets a user, so every uid of the log is there.
  */
-async function externalIds({ directory, store }: DeltaEncoderDeps, uids: Uint32Array): Promise<string[]> {
+function externalIds({ directory }: DeltaEncoderDeps, uids: Uint32Array): string[] {
   const ids = new Array<string>(uids.length);
-  const missing: number[] = [];
   for (let i = 0; i < uids.length; i++) {
     const id = directory.externalId(uids[i] as number);
-    if (id === undefined) missing.push(uids[i] as number);
-    else ids[i] = id;
-  }
-  if (missing.length === 0) return ids;
-  const found = new Map((await store.usersByUid(missing)).map((row) => [row.uid, row.external_id]));
-  for (let i = 0; i < uids.length; i++) {
-    if (ids[i] !== undefined) continue;
-    const id = found.get(uids[i] as number);
-    if (id === undefined) throw new Error(`uid ${uids[i]} is in the change log but not in the users table`);
+    if (id === undefined) throw new Error(`uid ${uids[i]} is in the change log but not in the user directory`);
     ids[i] = id;
   }
   return ids;

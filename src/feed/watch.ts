@@ -103,8 +103,8 @@ class StreamState {
   }
 
   private async deliver(delta: VersionDelta): Promise<void> {
-    const { state, store, maxMessageBytes } = this.deps;
-    await sendDelta({ directory: state.directory, store, maxMessageBytes }, this.format, delta, async (message) => {
+    const { state, maxMessageBytes } = this.deps;
+    await sendDelta({ directory: state.directory, maxMessageBytes }, this.format, delta, async (message) => {
       await this.send(message);
       // A burst of buffered versions must not hold the event loop: one turn per message.
       await new Promise((resolve) => setImmediate(resolve));

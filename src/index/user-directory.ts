@@ -201,21 +201,37 @@ export class UserDirectory {
    * the store and memory disagree, which must never be papered over.
    */
   add(uid: number, externalId: string): void {
-    if (!isUid(uid)) throw new RangeError(`user directory: uid ${uid} is not an integer in [0, 2^32 − 2]`);
     const hash = this.encode(externalId);
     if (this.scratchLength < 0) {
       const shown = externalId.length > 64 ? `${externalId.slice(0, 64)}…` : externalId;
       throw new RangeError(`user directory: external id ${JSON.stringify(shown)} is not 1–256 bytes of UTF-8`);
     }
+    this.insertScratch(uid, hash);
+  }
+
+  /**
+   * add() for the id whose UTF-8 bytes are `bytes[start, end)`, making no string: how the
+   * directory is loaded from the store's packed chunks. The bytes must be valid UTF-8.
+   */
+  addUtf8(uid: number, bytes: Uint8Array, start: number, end: number): void {
+    const length = end - start;
+    if (length <= 0 || length > MAX_ID_BYTES) throw new RangeError(`user directory: uid ${uid}'s id is ${length} bytes, not 1–256`);
+    this.scratch.set(bytes.subarray(start, end));
+    this.scratchLength = length;
+    this.insertScratch(uid, murmur3(this.words, length));
+  }
+
+  /** Enters the scratch id, hashed to `hash`, with `uid` (idempotent; a conflicting pair throws). */
+  private insertScratch(uid: number, hash: number): void {
+    if (!isUid(uid)) throw new RangeError(`user directory: uid ${uid} is not an integer in [0, 2^32 − 2]`);
     let slot = this.probe(hash);
     const entry = this.slots[slot] ?? 0;
     if (entry === uid + 1) return;
-    if (entry !== 0) throw new Error(`user directory conflict: ${JSON.stringify(externalId)} has uid ${entry - 1}, not ${uid}`);
+    const shown = () => JSON.stringify(decoder.decode(this.scratch.subarray(0, this.scratchLength)));
+    if (entry !== 0) throw new Error(`user directory conflict: ${shown()} has uid ${entry - 1}, not ${uid}`);
     const taken = this.uids.position(uid);
     if (taken !== 0) {
-      throw new Error(
-        `user directory conflict: uid ${uid} has ${JSON.stringify(this.arena.decode(taken))}, not ${JSON.stringify(externalId)}`,
-      );
+      throw new Error(`user directory conflict: uid ${uid} has ${JSON.stringify(this.arena.decode(taken))}, not ${shown()}`);
     }
     if (this.count >= this.limit) {
       this.grow();

@@ -5,7 +5,6 @@
  */
 import type { Logger } from "pino";
 import { encodeBitmap } from "../index/membership.js";
-import type { ImportStagingStore } from "../store/import-staging-store.js";
 import type { SegmentStore } from "../store/segment-store.js";
 import type { SegmentState } from "./segment-state.js";
 
@@ -23,18 +22,10 @@ export interface CompactionPolicy {
 export interface CompactorDeps {
   state: SegmentState;
   store: SegmentStore;
-  /** Optional so tests of snapshots alone need not build it. */
-  staging?: ImportStagingStore;
   clock: () => Date;
   log: Logger;
   policy: CompactionPolicy;
 }
-
-/**
- * Staged import rows older than this belong to a process that died mid-import: no live import
- * is older, since a stream lasts at most STREAM_MAX_MS (24 h at most).
- */
-const STAGING_MAX_AGE_MS = 25 * 3_600_000;
 
 /** Snapshots and prunes segment histories, one pass at a time. */
 export class Compactor {
@@ -78,7 +69,6 @@ export class Compactor {
     const candidates = await store.pruneCandidates(horizon);
     for (const { segmentId, base } of candidates) await store.pruneHistory(segmentId, base);
     const pruned = candidates.length;
-    await this.deps.staging?.purge(new Date(clock().getTime() - STAGING_MAX_AGE_MS));
     return { snapshots, pruned };
   }
 }

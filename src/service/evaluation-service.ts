@@ -184,33 +184,29 @@ export class EvaluationService {
     // member_of leaves are combined in memory: every SQL part gathers its own set, and the sets
     // are resolved to uids inside the final transaction, then combined with the other segments.
     const sets = new Map<object, GatheredIds>();
-    try {
-      for (const [node, query] of sqlParts(plan)) {
-        const set = new GatheredIds();
-        sets.set(node, set);
-        await runner.runUserIdQuery(query, options, (ids) => members.gather(set, ids));
-      }
-      this.checkReferences(plan);
-      return await members.applyResolvedSets(
-        id,
-        kind,
-        mode,
-        [...sets.values()],
-        (resolved) => {
-          const byNode = new Map([...sets.keys()].map((node, k) => [node, resolved[k] as RoaringBitmap32]));
-          return combineWith(
-            plan,
-            UIDS,
-            (node) => byNode.get(node) ?? new RoaringBitmap32(),
-            (segmentId) => this.membersOf(segmentId),
-          );
-        },
-        signal,
-        withinCommit,
-      );
-    } finally {
-      for (const set of sets.values()) await members.discard(set);
+    for (const [node, query] of sqlParts(plan)) {
+      const set = new GatheredIds(this.deps.state.directory);
+      sets.set(node, set);
+      await runner.runUserIdQuery(query, options, (ids) => members.gather(set, ids));
     }
+    this.checkReferences(plan);
+    return await members.applyResolvedSets(
+      id,
+      kind,
+      mode,
+      [...sets.values()],
+      (resolved) => {
+        const byNode = new Map([...sets.keys()].map((node, k) => [node, resolved[k] as RoaringBitmap32]));
+        return combineWith(
+          plan,
+          UIDS,
+          (node) => byNode.get(node) ?? new RoaringBitmap32(),
+          (segmentId) => this.membersOf(segmentId),
+        );
+      },
+      signal,
+      withinCommit,
+    );
   }
 
   /**

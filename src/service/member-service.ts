@@ -3,7 +3,6 @@
  * rule — take the segment's lock, commit the delta as the next version, then publish the new
  * bitmap — and one call is one version (or none, when it changes nothing).
  */
-import { randomUUID } from "node:crypto";
 import { throwIfOver } from "../control/cancellation.js";
 import type { KeyedMutex } from "../control/keyed-mutex.js";
 import { nextSlice, sliceDue } from "../control/time-slice.js";
@@ -13,11 +12,11 @@ import { RoaringBitmap32 } from "../index/roaring.js";
 import { NOT_FOUND } from "../index/user-directory.js";
 import type { ChangeTrigger, Segment, SegmentStatus, SegmentType } from "../model.js";
 import type { Queryable } from "../store/database.js";
-import type { ImportStagingStore } from "../store/import-staging-store.js";
-import { type SegmentStore, type UserRow, VersionConflictError } from "../store/segment-store.js";
+import { type SegmentStore, VersionConflictError } from "../store/segment-store.js";
 import { UserIdChunk } from "../store/user-id-chunk.js";
 import { ImportParser, type InvalidEntry } from "./import-parser.js";
-import { catchUp, readBackUsers, type SegmentState } from "./segment-state.js";
+import { catchUp, type SegmentState } from "./segment-state.js";
+import { type CreatedUsers, PendingUsers, type UserRegistry } from "./user-registry.js";
 import { checkUserIds } from "./validation.js";
 import { membershipAt } from "./versions.js";
 
@@ -27,12 +26,21 @@ export type UserIds = readonly string[] | UserIdChunk;
 /** Ids resolved between two looks at the clock (a power of two). */
 const IDS_PER_CHECK = 256;
 
-/** Ids gathered for one change: known ones as uids in memory, unknown ones staged in the database. */
+/** Ids gathered for one change: known ones as uids, unknown ones packed until the commit gives them uids. */
 export class GatheredIds {
   readonly known = new RoaringBitmap32();
-  readonly stagingId = randomUUID();
-  /** Whether rows are staged under stagingId that no commit has consumed yet. */
-  staged = false;
+  readonly pending: PendingUsers;
+
+  /** `directory`: the one the ids are looked up in, read now, before the first lookup. */
+  constructor(directory: { readonly uidBound: number }) {
+    this.pending = new PendingUsers(directory.uidBound);
+  }
+}
+
+/** A gathered set resolved to uids, and how many of its ids name nobody. */
+interface Resolved {
+  uids: RoaringBitmap32;
+  unknown: number;
 }
 
 /** The outcome of a member change. */
@@ -57,7 +65,8 @@ export interface ImportChunk {
 export interface MemberServiceDeps {
   state: SegmentState;
   store: SegmentStore;
-  staging: ImportStagingStore;
+  /** The directory's persistence: new users get their uids through it. */
+  users: UserRegistry;
   clock: () => Date;
   /** Shared with SegmentService: lifecycle and member changes of one segment serialize. */
   locks: KeyedMutex;
@@ -69,10 +78,8 @@ interface Computed {
   /** Distinct ids the call named (for `unchanged`). */
   requested: number;
   delta: MembershipDelta;
-  /** Users created by this change, to enter the directory after commit… */
-  newUsers?: UserRow[];
-  /** …or, for large imports, just their uids, read back after commit to bound memory. */
-  newUids?: RoaringBitmap32;
+  /** Users created by this change, to enter the directory after COMMIT. */
+  created?: CreatedUsers;
 }
 
 /**
@@ -122,12 +129,12 @@ export class MemberService {
       id,
       KINDS.add,
       async (_segment, current, tx) => {
-        const { uids, unknown } = this.resolveKnown(userIds);
+        const { uids, pending } = this.resolveKnown(userIds);
         // New users get their uid in the same transaction as the change that first names them.
-        const newUsers = await this.deps.store.resolveNewUsers(tx, [...unknown]);
-        for (const row of newUsers) uids.push(row.uid);
+        const registered = await this.deps.users.register(tx, [pending]);
+        for (const uid of registered.uids[0] ?? []) uids.push(uid);
         const requested = bitmapOf(Uint32Array.from(uids));
-        return { requested: requested.size, delta: addDelta(current, requested), newUsers };
+        return { requested: requested.size, delta: addDelta(current, requested), created: registered.created };
       },
       signal,
     );
@@ -140,9 +147,9 @@ export class MemberService {
       id,
       KINDS.remove,
       async (_segment, current) => {
-        const { uids, unknown } = this.resolveKnown(userIds);
+        const { uids, pending } = this.resolveKnown(userIds);
         const requested = bitmapOf(Uint32Array.from(uids));
-        return { requested: requested.size + unknown.size, delta: removeDelta(current, requested) };
+        return { requested: requested.size + pending.size, delta: removeDelta(current, requested) };
       },
       signal,
     );
@@ -150,10 +157,10 @@ export class MemberService {
 
   /**
    * Streams an import into one version. While the client streams, known ids collect in a bitmap
-   * and unknown ones are staged in the database in short statements: no lock, no transaction and
-   * no connection is held, so other writes proceed. Only the final commit takes the segment's
-   * lock and one transaction. Nothing is visible before it; nothing is applied if the stream fails
-   * or is cancelled. Memory: the message being read plus bitmaps of uids.
+   * and unknown ones are packed in memory (deduplicated, their UTF-8 bytes plus ~15 bytes each):
+   * no lock, no transaction and no connection is held, so other writes proceed. Only the final
+   * commit takes the segment's lock and one transaction, which gives the unknown ids their uids.
+   * Nothing is visible before it; nothing is applied if the stream fails or is cancelled.
    */
   async importMembers(
     id: string,
@@ -192,35 +199,31 @@ export class MemberService {
     withinCommit?: WithinCommit,
   ): Promise<MemberChangeResult> {
     checkMembersEditable(this.deps.state.require(id), kind);
-    const set = new GatheredIds();
-    try {
-      await feed((ids) => this.gather(set, ids));
-      return await this.change(
-        id,
-        kind,
-        async (_segment, current, tx) => {
-          // Removing creates no users; unknown ids only count (once each) as unchanged.
-          const { uids, unknown, newUids } = await this.resolveGathered(tx, set, mode !== "REMOVE");
-          const delta: MembershipDelta =
-            mode === "ADD" ? addDelta(current, uids) : mode === "REMOVE" ? removeDelta(current, uids) : replaceDelta(current, uids);
-          // REMOVE counts unknown ids as unchanged; REPLACE's removals are members it did not name.
-          const named = uids.size + unknown + (mode === "REPLACE" ? delta.removed.size : 0);
-          return { requested: named, delta, newUids };
-        },
-        signal,
-        withinCommit,
-      );
-    } finally {
-      // The commit deleted its staged rows; a failed change must not leave any behind.
-      await this.discard(set);
-    }
+    const set = new GatheredIds(this.deps.state.directory);
+    await feed((ids) => this.gather(set, ids));
+    return this.change(
+      id,
+      kind,
+      async (_segment, current, tx) => {
+        // Removing creates no users; unknown ids only count (once each) as unchanged.
+        const { resolved, created } = await this.resolveGathered(tx, [set], mode !== "REMOVE");
+        const { uids, unknown } = resolved[0] as Resolved;
+        const delta: MembershipDelta =
+          mode === "ADD" ? addDelta(current, uids) : mode === "REMOVE" ? removeDelta(current, uids) : replaceDelta(current, uids);
+        // REMOVE counts unknown ids as unchanged; REPLACE's removals are members it did not name.
+        const named = uids.size + unknown + (mode === "REPLACE" ? delta.removed.size : 0);
+        return { requested: named, delta, created };
+      },
+      signal,
+      withinCommit,
+    );
   }
 
   /**
    * Applies the combination of several gathered sets as one version: inside the final
    * transaction each set is resolved to uids (creating users for staged ids), `target` combines
    * them (with other segments' members, say), and the result is added, removed or made the
-   * membership. The caller discards the sets afterwards.
+   * membership.
    */
   async applyResolvedSets(
     id: string,
@@ -236,13 +239,11 @@ export class MemberService {
       id,
       kind,
       async (_segment, current, tx) => {
-        const resolved = [];
-        for (const set of sets) resolved.push(await this.resolveGathered(tx, set, true));
+        const { resolved, created } = await this.resolveGathered(tx, sets, true);
         const uids = target(resolved.map((r) => r.uids));
-        const newUids = RoaringBitmap32.orMany(resolved.map((r) => r.newUids));
         const delta =
           mode === "ADD" ? addDelta(current, uids) : mode === "REMOVE" ? removeDelta(current, uids) : replaceDelta(current, uids);
-        return { requested: uids.size + (mode === "REPLACE" ? delta.removed.size : 0), delta, newUids };
+        return { requested: uids.size + (mode === "REPLACE" ? delta.removed.size : 0), delta, created };
       },
       signal,
       withinCommit,
@@ -250,79 +251,70 @@ export class MemberService {
   }
 
   /**
-   * Adds `ids` to `set`: known ones as uids, unknown ones staged in the database. Resolving is
+   * Adds `ids` to `set`: known ones as uids, unknown ones to its pending users. Resolving is
    * sliced (a turn of the event loop whenever the slice is used up), so a query result or an
    * import of millions of ids never holds membership answers back for long.
    */
   async gather(set: GatheredIds, ids: UserIds): Promise<void> {
-    const { uids, unknown } = ids instanceof UserIdChunk ? await this.resolveChunk(ids) : await this.resolveSliced(ids);
+    const uids = ids instanceof UserIdChunk ? await this.resolveChunk(ids, set.pending) : await this.resolveSliced(ids, set.pending);
     set.known.addMany(uids);
-    if (unknown.size > 0) {
-      set.staged = true;
-      await this.deps.staging.stage(set.stagingId, [...unknown]);
-    }
   }
 
-  /** Splits a chunk of UTF-8 ids into known uids and unknown distinct ids, making no string for a known one. */
-  private async resolveChunk(chunk: UserIdChunk): Promise<{ uids: Uint32Array; unknown: Set<string> }> {
+  /** Looks up a chunk of UTF-8 ids: returns the known uids and adds the unknown ids to `pending`, making no string. */
+  private async resolveChunk(chunk: UserIdChunk, pending: PendingUsers): Promise<Uint32Array> {
     const { directory } = this.deps.state;
     const { bytes, ends } = chunk;
     // Looked-up uids, compacted in place to the known ones as it goes.
     const uids = new Uint32Array(ends.length);
-    const unknown = new Set<string>();
     let known = 0;
     for (let from = 0; from < ends.length; from += IDS_PER_CHECK) {
       const to = Math.min(ends.length, from + IDS_PER_CHECK);
       directory.lookupManyUtf8(bytes, ends, from, to, uids);
       for (let i = from; i < to; i++) {
         const uid = uids[i] ?? NOT_FOUND;
-        if (uid === NOT_FOUND) unknown.add(chunk.id(i));
+        if (uid === NOT_FOUND) pending.addUtf8(bytes, i === 0 ? 0 : (ends[i - 1] ?? 0), ends[i] ?? 0);
         else uids[known++] = uid;
       }
       if (sliceDue()) await nextSlice();
     }
-    return { uids: uids.subarray(0, known), unknown };
+    return uids.subarray(0, known);
   }
 
   /** resolveKnown, sliced: for the large id lists of imports. */
-  private async resolveSliced(ids: readonly string[]): Promise<{ uids: Uint32Array; unknown: Set<string> }> {
+  private async resolveSliced(ids: readonly string[], pending: PendingUsers): Promise<Uint32Array> {
     const { directory } = this.deps.state;
     const uids = new Uint32Array(ids.length);
-    const unknown = new Set<string>();
     let known = 0;
     for (let i = 0; i < ids.length; i++) {
       const id = ids[i] as string;
       const uid = directory.lookup(id);
-      if (uid === undefined) unknown.add(id);
+      if (uid === undefined) pending.add(id);
       else uids[known++] = uid;
       if ((i & (IDS_PER_CHECK - 1)) === IDS_PER_CHECK - 1 && sliceDue()) await nextSlice();
     }
-    return { uids: uids.subarray(0, known), unknown };
+    return uids.subarray(0, known);
   }
 
   /**
-   * Inside a change's transaction: every uid `set` names — creating users for its staged ids when
-   * `createUsers` — the number of staged ids that name nobody, and which uids are new to memory.
+   * Inside a change's transaction: every uid each set names — creating users for pending ids when
+   * `createUsers`, one uid per id across the sets — and how many pending ids name nobody.
    */
   async resolveGathered(
     tx: Queryable,
-    set: GatheredIds,
+    sets: readonly GatheredIds[],
     createUsers: boolean,
-  ): Promise<{ uids: RoaringBitmap32; unknown: number; newUids: RoaringBitmap32 }> {
-    if (!set.staged) return { uids: set.known, unknown: 0, newUids: new RoaringBitmap32() };
-    const resolved = await this.deps.staging.resolve(tx, set.stagingId, createUsers);
-    set.staged = false;
-    const { directory } = this.deps.state;
-    return {
-      uids: RoaringBitmap32.or(set.known, new RoaringBitmap32(resolved.uids)),
-      unknown: resolved.unknown,
-      newUids: new RoaringBitmap32(resolved.uids.filter((uid) => !directory.has(uid))),
-    };
-  }
-
-  /** Forgets what `set` staged, unless a commit already consumed it. */
-  async discard(set: GatheredIds): Promise<void> {
-    if (set.staged) await this.deps.staging.discard(set.stagingId).catch(() => undefined);
+  ): Promise<{ resolved: Resolved[]; created: CreatedUsers }> {
+    const { users } = this.deps;
+    const pendings = sets.map((set) => set.pending);
+    const { uids, created } = createUsers
+      ? await users.register(tx, pendings)
+      : { uids: await Promise.all(pendings.map((p) => users.resolve(p))), created: [] };
+    const resolved = sets.map((set, k) => {
+      const found = (uids[k] ?? new Uint32Array(0)).filter((uid) => uid !== NOT_FOUND);
+      const all = found.length === 0 ? set.known : RoaringBitmap32.or(set.known, bitmapOf(found));
+      return { uids: all, unknown: set.pending.size - found.length };
+    });
+    return { resolved, created };
   }
 
   /** A := A − B. B may be any type (EVERYONE empties A) but not a DRAFT. */
@@ -368,16 +360,16 @@ export class MemberService {
   }
 
   /** Splits ids into known uids and unknown distinct ids. */
-  private resolveKnown(userIds: readonly string[]): { uids: number[]; unknown: Set<string> } {
+  private resolveKnown(userIds: readonly string[]): { uids: number[]; pending: PendingUsers } {
     const { directory } = this.deps.state;
     const uids: number[] = [];
-    const unknown = new Set<string>();
+    const pending = new PendingUsers(directory.uidBound);
     for (const userId of userIds) {
       const uid = directory.lookup(userId);
-      if (uid === undefined) unknown.add(userId);
+      if (uid === undefined) pending.add(userId);
       else uids.push(uid);
     }
-    return { uids, unknown };
+    return { uids, pending };
   }
 
   /**
@@ -401,7 +393,7 @@ export class MemberService {
           return await this.changeLocked(id, kind, compute, signal, withinCommit);
         } catch (error: unknown) {
           if (!(error instanceof VersionConflictError)) throw error;
-          await catchUp(store, state, id);
+          await catchUp(store, state, this.deps.users, id);
           throw new UnavailableError("the segment was changed by another writer; memory has caught up, retry the call", { cause: error });
         }
       },
@@ -448,21 +440,19 @@ export class MemberService {
       const patch = withinCommit === undefined ? {} : await withinCommit(tx, result);
       return { computed, next, encoded, at, result, patch };
     }, signal);
-    if (next !== undefined && encoded !== undefined) {
-      const published = { ...segment, ...patch, version: result.version, versionAt: at, memberCount: next.size };
-      state.publishMembership(published, next, { ...computed.delta, ...encoded });
-    } else if (withinCommit !== undefined) {
-      state.segments.set(id, { ...segment, ...patch });
+    try {
+      // Users first, so whoever reads the new membership (the change feed, ListMembers) finds their ids.
+      if (computed.created !== undefined) await this.deps.users.enter(computed.created);
+    } finally {
+      // The version is committed: memory must move on even if entering failed.
+      if (next !== undefined && encoded !== undefined) {
+        const published = { ...segment, ...patch, version: result.version, versionAt: at, memberCount: next.size };
+        state.publishMembership(published, next, { ...computed.delta, ...encoded });
+      } else if (withinCommit !== undefined) {
+        state.segments.set(id, { ...segment, ...patch });
+      }
     }
-    // After publishing: the version is committed, so memory must move on even if this fails.
-    await this.enterNewUsers(computed);
     return result;
-  }
-
-  /** Adds the users a committed change created to the directory. */
-  private async enterNewUsers(computed: Computed): Promise<void> {
-    for (const user of computed.newUsers ?? []) this.deps.state.directory.add(user.uid, user.external_id);
-    if (computed.newUids !== undefined) await readBackUsers(this.deps.store, this.deps.state, computed.newUids);
   }
 }
 

@@ -5,7 +5,7 @@
  */
 
 import { FailedPreconditionError, NotFoundError } from "../errors.js";
-import { RoaringBitmap32 } from "../index/roaring.js";
+import type { RoaringBitmap32 } from "../index/roaring.js";
 import { SegmentBitmaps } from "../index/segment-bitmaps.js";
 import { UserDirectory } from "../index/user-directory.js";
 import type { Segment } from "../model.js";
@@ -13,10 +13,10 @@ import { desiredKey } from "../schedule/schedule-policy.js";
 import { isStale, nextEvaluationTime } from "../schedule/staleness.js";
 import { loadPageTokenSecret } from "../store/page-token-secret.js";
 import type { SegmentStore } from "../store/segment-store.js";
+import type { UserStore } from "../store/user-store.js";
+import { UserRegistry } from "./user-registry.js";
 import { checkSegmentId } from "./validation.js";
 import { replayTo } from "./versions.js";
-
-const PAGE = 50_000;
 
 /** A scheduled run as stored: when, and under which schedule key (see schedule-policy.ts). */
 export interface PlannedRun {
@@ -170,19 +170,37 @@ export class SegmentState {
   }
 }
 
+/** Start-up progress: one call per phase finished, and every few seconds within the segments. */
+export type LoadProgress = (phase: "directory" | "segments", done: number, total: number | undefined, ms: number) => void;
+
+/** Segments read at once: their queries overlap on a pool (PGlite has one connection, and queues them). */
+const LOAD_CONCURRENCY = 4;
+const PROGRESS_EVERY_MS = 2_000;
+
 /** Rebuilds the in-memory state: directory, then each segment from its snapshot plus newer changes. */
-export async function loadState(store: SegmentStore): Promise<SegmentState> {
+export async function loadState(store: SegmentStore, users: UserStore, progress: LoadProgress = () => undefined): Promise<SegmentState> {
+  const started = performance.now();
   const state = new SegmentState(await loadPageTokenSecret(store.db));
-  for (let after = -1; ; ) {
-    const users = await store.loadUsers(after, PAGE);
-    for (const user of users) state.directory.add(user.uid, user.external_id);
-    if (users.length < PAGE) break;
-    after = (users[users.length - 1] as (typeof users)[number]).uid;
-  }
-  for (const segment of await store.loadSegments()) {
-    state.segments.set(segment.id, segment);
-    state.bitmaps.set(segment.id, await loadMembership(store, state, segment));
-  }
+  await new UserRegistry(users, state.directory).catchUp();
+  progress("directory", state.directory.size, undefined, performance.now() - started);
+  const segments = await store.loadSegments();
+  // In the store's order, whatever order their bitmaps arrive in.
+  for (const segment of segments) state.segments.set(segment.id, segment);
+  let done = 0;
+  let reported = performance.now();
+  const queue = segments.values();
+  const loadNext = async () => {
+    for (const segment of queue) {
+      state.bitmaps.set(segment.id, await loadMembership(store, state, segment));
+      done++;
+      if (performance.now() - reported >= PROGRESS_EVERY_MS && done < segments.length) {
+        reported = performance.now();
+        progress("segments", done, segments.length, reported - started);
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: LOAD_CONCURRENCY }, loadNext));
+  progress("segments", done, segments.length, performance.now() - started);
   return state;
 }
 
@@ -207,21 +225,13 @@ async function loadMembership(store: SegmentStore, state: SegmentState, segment:
  * process did not make, such as one a killed predecessor sent just before dying), so memory
  * catches up instead of refusing every later change.
  */
-export async function catchUp(store: SegmentStore, state: SegmentState, id: string): Promise<void> {
+export async function catchUp(store: SegmentStore, state: SegmentState, users: UserRegistry, id: string): Promise<void> {
   const segment = await store.loadSegment(id);
   if (segment === undefined) return;
   const members = await loadMembership(store, state, segment);
-  const missing = new RoaringBitmap32(members.toArray().filter((uid) => !state.directory.has(uid)));
-  await readBackUsers(store, state, missing);
+  // Users the other writer created are in chunks committed before its change.
+  await users.catchUp();
   state.bitmaps.set(id, members);
   state.segments.set(id, segment);
   for (const listener of state.listeners) listener.reloaded(segment);
-}
-
-/** Enters the users with `uids` into the directory, reading them from the store in pages. */
-export async function readBackUsers(store: SegmentStore, state: SegmentState, uids: RoaringBitmap32): Promise<void> {
-  for (let offset = 0; offset < uids.size; offset += PAGE) {
-    const page = uids.rangeUint32Array(new Uint32Array(PAGE), offset, PAGE);
-    for (const user of await store.usersByUid(Array.from(page))) state.directory.add(user.uid, user.external_id);
-  }
 }

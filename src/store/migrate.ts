@@ -14,10 +14,11 @@ interface Migration {
   sql: string;
 }
 
-/** Brings the schema up to date; returns the versions it applied. */
-export async function migrate(db: Database): Promise<number[]> {
+/** Brings the schema up to date (or up to version `upTo`, for tests of a migration); returns the versions it applied. */
+export async function migrate(db: Database, upTo = Number.POSITIVE_INFINITY): Promise<number[]> {
   const applied: number[] = [];
   for (const migration of await readMigrations()) {
+    if (migration.version > upTo) break;
     const ran = await db.transaction(async (tx) => {
       // Replicas starting together queue here; the loser then sees the version as applied.
       await tx.query("SELECT pg_advisory_xact_lock(7418820563)");

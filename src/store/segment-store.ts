@@ -74,12 +74,6 @@ interface HistoryRow {
   changed_fields: string[];
 }
 
-/** A user directory entry. */
-export interface UserRow {
-  uid: number;
-  external_id: string;
-}
-
 /** Thrown when a segment's version moved under a writer: another process changed it. */
 export class VersionConflictError extends Error {}
 
@@ -162,24 +156,6 @@ export class SegmentStore {
   }
 
   /**
-   * Inserts the users not yet in the directory and returns the uid of every id given.
-   * Ids inserted concurrently by another transaction are read back after it commits.
-   */
-  async resolveNewUsers(tx: Queryable, externalIds: readonly string[]): Promise<UserRow[]> {
-    if (externalIds.length === 0) return [];
-    const inserted = await tx.query<UserRow>(
-      `INSERT INTO users (external_id) SELECT unnest($1::text[])
-       ON CONFLICT (external_id) DO NOTHING RETURNING uid, external_id`,
-      [externalIds],
-    );
-    if (inserted.length === externalIds.length) return inserted;
-    const insertedIds = new Set(inserted.map((row) => row.external_id));
-    const others = externalIds.filter((id) => !insertedIds.has(id));
-    const existing = await tx.query<UserRow>("SELECT uid, external_id FROM users WHERE external_id = ANY($1::text[])", [others]);
-    return inserted.concat(existing);
-  }
-
-  /**
    * Appends one membership version and moves the segment's version and count with it.
    * `expectedVersion` guards against a writer this process does not know about.
    */
@@ -205,11 +181,6 @@ export class SegmentStore {
         change.at,
       ],
     );
-  }
-
-  /** Up to `limit` directory entries with uid > `afterUid`, in uid order (start-up, paged). */
-  async loadUsers(afterUid: number, limit: number): Promise<UserRow[]> {
-    return this.db.query<UserRow>("SELECT uid, external_id FROM users WHERE uid > $1 ORDER BY uid LIMIT $2", [afterUid, limit]);
   }
 
   /** The newest snapshot of a segment at or before `atOrBefore` (default: the newest of all). */
@@ -309,11 +280,6 @@ export class SegmentStore {
   async loadSegment(id: string): Promise<Segment | undefined> {
     const rows = await this.db.query<SegmentRow>(`SELECT ${SEGMENT_COLUMNS} FROM segments WHERE id = $1`, [id]);
     return rows[0] === undefined ? undefined : toSegment(rows[0]);
-  }
-
-  /** The external ids of `uids` (reading back users created by a large import). */
-  async usersByUid(uids: readonly number[]): Promise<UserRow[]> {
-    return this.db.query<UserRow>("SELECT uid, external_id FROM users WHERE uid = ANY($1::int[])", [uids]);
   }
 }
 

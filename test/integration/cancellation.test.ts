@@ -89,14 +89,17 @@ describe.each(STORES)("cancellation and deadlines on $name", (kind) => {
     const id = await staticSegment("Queued");
     const before = await segment(id);
     const doneAdds = finishedCalls(t.service, ADD);
+    // Another write holds the segment's lock until released (new users are too quick to hold it for long).
+    let release: () => void = () => undefined;
+    const held = t.service.app.locks.run(id, () => new Promise<void>((resolve) => (release = resolve)));
     const big = t.service.segments.addMembers({ segmentId: id, userIds: ids("big_", 0, 100_000) });
-    // Let the big write reach the server and take the segment's lock first (it runs for seconds).
-    await new Promise((resolve) => setTimeout(resolve, 300));
     const soon = () => new Date(Date.now() + 100);
     const queued = await outcome(t.service.segments.addMembers({ segmentId: id, userIds: ["queued"] }, { deadline: soon() }));
     const created = await outcome(
       t.service.segments.createSegment({ name: "Created while busy", type: SegmentType.STATIC }, { deadline: soon() }),
     );
+    release();
+    await held;
     await big;
     await untilFinished(t.service, ADD, doneAdds + 2);
     expect(queued).toBe(status.DEADLINE_EXCEEDED);

@@ -12,10 +12,11 @@ import { UnavailableError } from "../../src/errors.js";
 import { MemberService } from "../../src/service/member-service.js";
 import { SegmentService } from "../../src/service/segment-service.js";
 import { loadState } from "../../src/service/segment-state.js";
+import { UserRegistry } from "../../src/service/user-registry.js";
 import type { Database } from "../../src/store/database.js";
-import { ImportStagingStore } from "../../src/store/import-staging-store.js";
 import { migrate } from "../../src/store/migrate.js";
 import { SegmentStore } from "../../src/store/segment-store.js";
+import { UserStore } from "../../src/store/user-store.js";
 import { STORES, type TestStore } from "../support/stores.js";
 
 describe.each(STORES)("catching up with a foreign commit on $name", (kind) => {
@@ -33,12 +34,12 @@ describe.each(STORES)("catching up with a foreign commit on $name", (kind) => {
   });
 
   const writer = async () => {
-    const state = await loadState(new SegmentStore(db));
+    const state = await loadState(new SegmentStore(db), new UserStore(db));
     const deps = { state, store: new SegmentStore(db), clock: () => new Date(), locks: new KeyedMutex() };
     return {
       state,
       segments: new SegmentService(deps),
-      members: new MemberService({ ...deps, staging: new ImportStagingStore(db), maxIdsPerCall: 1_000 }),
+      members: new MemberService({ ...deps, users: new UserRegistry(new UserStore(db), state.directory), maxIdsPerCall: 1_000 }),
     };
   };
 

@@ -13,11 +13,12 @@ import { Compactor } from "../../src/service/compaction.js";
 import { MemberService } from "../../src/service/member-service.js";
 import { SegmentService } from "../../src/service/segment-service.js";
 import { loadState, type SegmentState } from "../../src/service/segment-state.js";
+import { UserRegistry } from "../../src/service/user-registry.js";
 import { membershipAt } from "../../src/service/versions.js";
 import type { Database } from "../../src/store/database.js";
-import { ImportStagingStore } from "../../src/store/import-staging-store.js";
 import { migrate } from "../../src/store/migrate.js";
 import { SegmentStore } from "../../src/store/segment-store.js";
+import { UserStore } from "../../src/store/user-store.js";
 import { STORES, type TestStore } from "../support/stores.js";
 
 const DAY = 86_400_000;
@@ -45,7 +46,14 @@ describe.each(STORES)("compaction on $name", (kind) => {
     return {
       segmentStore,
       segments: new SegmentService({ state, store: segmentStore, clock, locks }),
-      members: new MemberService({ state, store: segmentStore, staging: new ImportStagingStore(db), clock, locks, maxIdsPerCall: 1_000 }),
+      members: new MemberService({
+        state,
+        store: segmentStore,
+        users: new UserRegistry(new UserStore(db), state.directory),
+        clock,
+        locks,
+        maxIdsPerCall: 1_000,
+      }),
       compactor: new Compactor({
         state,
         store: segmentStore,
@@ -57,7 +65,7 @@ describe.each(STORES)("compaction on $name", (kind) => {
   };
 
   it("snapshots after the threshold, prunes past retention, and rebuilds what it keeps", async () => {
-    let state = await loadState(new SegmentStore(db));
+    let state = await loadState(new SegmentStore(db), new UserStore(db));
     let s = services(state);
     const { id } = await s.segments.createSegment({ name: "Compacted", description: "", type: "STATIC", query: null, schedule: null }, "");
     const expected: string[][] = [[]];
@@ -85,7 +93,7 @@ describe.each(STORES)("compaction on $name", (kind) => {
     await expect(membershipAt(s.segmentStore, segment, current, 4, "v")).rejects.toThrow("the oldest retained version is 5");
 
     // Start-up from the pruned log: snapshot v5 + two changes.
-    state = await loadState(new SegmentStore(db));
+    state = await loadState(new SegmentStore(db), new UserStore(db));
     s = services(state);
     expect(state.segments.get(id)).toMatchObject({ version: 7, memberCount: 5 });
     expect(names(state.bitmaps.get(id).toArray())).toEqual(expected[7]);

@@ -80,10 +80,14 @@ describe.each(STORES)("held resources on $name", (kind) => {
     const other = await staticSegment("Written meanwhile");
     const events: string[] = [];
     let streamed = 0;
+    let writesDone: () => void = () => undefined;
+    const resume = new Promise<void>((resolve) => (writesDone = resolve));
     async function* messages(): AsyncGenerator<ImportMessage> {
       for (let n = 0; n < 10; n++) {
         yield { ...(n === 0 ? { segmentId: importing, mode: ImportMode.ADD } : {}), userIds: ids(`stream${n}_`, 0, 10_000) };
         streamed++;
+        // Mid-stream, the import holds nothing: the writes below must commit before it goes on.
+        if (n === 1) await resume;
       }
     }
     const imported = t.service.segments.importMembers(messages()).then((result) => {
@@ -95,6 +99,7 @@ describe.each(STORES)("held resources on $name", (kind) => {
       await t.service.segments.addMembers({ segmentId: other, userIds: [`meanwhile${n}`] });
       events.push(`write ${n}`);
     }
+    writesDone();
     expect((await imported).memberCount).toBe(100_000n);
     expect(events).toEqual(["write 0", "write 1", "write 2", "write 3", "write 4", "import committed"]);
   });

@@ -27,10 +27,11 @@ import { RoaringBitmap32 } from "../../src/index/roaring.js";
 import { MemberService } from "../../src/service/member-service.js";
 import { SegmentService } from "../../src/service/segment-service.js";
 import { loadState } from "../../src/service/segment-state.js";
+import { UserRegistry } from "../../src/service/user-registry.js";
 import type { Database } from "../../src/store/database.js";
-import { ImportStagingStore } from "../../src/store/import-staging-store.js";
 import { migrate } from "../../src/store/migrate.js";
 import { SegmentStore } from "../../src/store/segment-store.js";
+import { UserStore } from "../../src/store/user-store.js";
 import { startService, type TestService, useService } from "../support/service.js";
 import { failure } from "../support/status.js";
 import { STORES, type TestStore } from "../support/stores.js";
@@ -504,13 +505,13 @@ describe.each(STORES)("the change feed below gRPC on $name", (kind) => {
 
   /** A process's view of the shared store: its own memory, feed and watcher. */
   const processOn = async (bound?: FeedBound) => {
-    const state = await loadState(new SegmentStore(db));
+    const state = await loadState(new SegmentStore(db), new UserStore(db));
     const feed = new ChangeFeed(bound);
     state.listeners.add(feed);
     const deps = { state, store: new SegmentStore(db), clock: () => new Date(), locks: new KeyedMutex() };
     return {
       segments: new SegmentService(deps),
-      members: new MemberService({ ...deps, staging: new ImportStagingStore(db), maxIdsPerCall: 1_000 }),
+      members: new MemberService({ ...deps, users: new UserRegistry(new UserStore(db), state.directory), maxIdsPerCall: 1_000 }),
       watcher: new MembershipWatcher({ state, store: deps.store, feed, maxMessageBytes: 1 << 26 }),
     };
   };

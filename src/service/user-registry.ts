@@ -1,0 +1,179 @@
+/**
+ * Giving new users their uids, and keeping the in-memory directory level with the store's chunks
+ * (src/store/user-store.ts). A change that names unknown ids collects them in `PendingUsers`
+ * while it reads its input; inside its transaction `register` takes the cluster-wide lock, reads
+ * the chunks other transactions committed meanwhile (any process's), gives the ids still unknown
+ * the next uids and writes them as chunks — in the same transaction as the membership change,
+ * so a rolled-back change leaves no users behind. After COMMIT `enter` puts them in memory.
+ */
+import { nextSlice, sliceDue } from "../control/time-slice.js";
+import { NOT_FOUND, UserDirectory } from "../index/user-directory.js";
+import type { Queryable } from "../store/database.js";
+import type { UserChunk, UserStore } from "../store/user-store.js";
+
+/** Ids per stored chunk, and bytes: bounded rows, so no statement carries hundreds of MB. */
+const CHUNK_IDS = 65_536;
+const CHUNK_BYTES = 4 << 20;
+/** Ids entered between two looks at the clock. */
+const IDS_PER_CHECK = 256;
+/** The longest id (256 bytes) and its NUL. */
+const MAX_ENTRY = 257;
+
+/** Distinct ids not in the directory when a change read them, packed (no string kept per id). */
+export class PendingUsers {
+  /** Pending id i has "uid" i here: the directory's hash table doubles as the set that dedupes. */
+  readonly ids = new UserDirectory({ initialCapacity: 64 });
+
+  /**
+   * @param since the directory's uidBound before the first lookup that found an id missing: while
+   *   it has not moved, no user has been added since, so every pending id is still unknown.
+   */
+  constructor(readonly since: number) {}
+
+  /** How many distinct ids are pending. */
+  get size(): number {
+    return this.ids.size;
+  }
+
+  /** Adds an id given as a string (already validated). */
+  add(id: string): void {
+    if (this.ids.lookup(id) === undefined) this.ids.add(this.ids.size, id);
+  }
+
+  /** Adds the id `bytes[start, end)` (valid UTF-8 of 1–256 bytes). */
+  addUtf8(bytes: Uint8Array, start: number, end: number): void {
+    if (this.ids.lookupUtf8(bytes, start, end) === undefined) this.ids.addUtf8(this.ids.size, bytes, start, end);
+  }
+}
+
+/** New users a transaction stored, to enter the directory after its COMMIT. */
+export type CreatedUsers = readonly UserChunk[];
+
+/** What `register` did: per PendingUsers given, the uid of its id i at [i]; and the users it created. */
+export interface Registered {
+  uids: Uint32Array[];
+  created: CreatedUsers;
+}
+
+/** The directory's persistence: start-up load, catch-up, and new uids. */
+export class UserRegistry {
+  constructor(
+    private readonly store: UserStore,
+    readonly directory: UserDirectory,
+  ) {}
+
+  /**
+   * Reads every chunk ending past what memory holds (all of them at start-up) into the directory.
+   * Chunks are contiguous and entered in order, so memory always holds a prefix of them; entering
+   * one again is harmless (adds are idempotent), which covers chunks a commit of this process
+   * wrote but has not entered yet.
+   */
+  async catchUp(q?: Queryable): Promise<void> {
+    for (;;) {
+      const chunks = await this.store.chunksEndingAfter(this.directory.uidBound, q);
+      for (const chunk of chunks) await this.enterChunk(chunk);
+      if (chunks.length === 0) return;
+    }
+  }
+
+  /** The uids of pending ids that are known now (another change may have created them); NOT_FOUND for the rest. */
+  async resolve(pending: PendingUsers): Promise<Uint32Array> {
+    const uids = new Uint32Array(pending.size).fill(NOT_FOUND);
+    if (this.directory.uidBound === pending.since) return uids;
+    const scratch = new Uint8Array(MAX_ENTRY);
+    for (let i = 0; i < pending.size; i++) {
+      const end = pending.ids.copyId(i, scratch, 0);
+      uids[i] = this.directory.lookupUtf8(scratch, 0, end) ?? NOT_FOUND;
+      if ((i & (IDS_PER_CHECK - 1)) === IDS_PER_CHECK - 1 && sliceDue()) await nextSlice();
+    }
+    return uids;
+  }
+
+  /**
+   * Inside a change's transaction: gives every pending id a uid — the one it has by now, or the
+   * next free one — and stores the new users as chunks. All of a transaction's pending sets go in
+   * one call, so an id several of them name gets one uid. The lock is held until the transaction
+   * ends: no other process can assign the same uids or give an id a second one meanwhile.
+   */
+  async register(tx: Queryable, pendings: readonly PendingUsers[]): Promise<Registered> {
+    if (pendings.every((pending) => pending.size === 0)) return { uids: pendings.map(() => new Uint32Array(0)), created: [] };
+    await this.store.lockNewUsers(tx);
+    await this.catchUp(tx);
+    const start = await this.store.end(tx);
+    if (start !== this.directory.uidBound) {
+      throw new Error(`user directory: memory ends at uid ${this.directory.uidBound} but the store's chunks end at ${start}`);
+    }
+    const [only] = pendings;
+    const all = pendings.length === 1 && only !== undefined ? only : await merge(pendings);
+    const allUids = await this.resolve(all);
+    const created = await this.assign(all, allUids, start);
+    for (const chunk of created) await this.store.insertChunk(tx, chunk);
+    if (all === only) return { uids: [allUids], created };
+    return { uids: await Promise.all(pendings.map((pending) => uidsIn(all, allUids, pending))), created };
+  }
+
+  /** Enters users a committed transaction created, sliced so the event loop keeps answering. */
+  async enter(created: CreatedUsers): Promise<void> {
+    for (const chunk of created) await this.enterChunk(chunk);
+  }
+
+  /** Gives each pending id still NOT_FOUND in `uids` the next uid from `start`, packing them into chunks. */
+  private async assign(pending: PendingUsers, uids: Uint32Array, start: number): Promise<UserChunk[]> {
+    const chunks: UserChunk[] = [];
+    const buffer = new Uint8Array(CHUNK_BYTES + MAX_ENTRY);
+    let fill = 0;
+    let first = start;
+    let next = start;
+    const flush = () => {
+      if (next > first) chunks.push({ firstUid: first, count: next - first, ids: buffer.slice(0, fill) });
+      first = next;
+      fill = 0;
+    };
+    for (let i = 0; i < pending.size; i++) {
+      if (uids[i] !== NOT_FOUND) continue;
+      fill = pending.ids.copyId(i, buffer, fill);
+      buffer[fill++] = 0;
+      uids[i] = next++;
+      if (next - first === CHUNK_IDS || fill >= CHUNK_BYTES) flush();
+      if ((i & (IDS_PER_CHECK - 1)) === IDS_PER_CHECK - 1 && sliceDue()) await nextSlice();
+    }
+    flush();
+    return chunks;
+  }
+
+  /** Enters one chunk's users (empty entries are uids never assigned). */
+  private async enterChunk({ firstUid, count, ids }: UserChunk): Promise<void> {
+    let at = 0;
+    for (let i = 0; i < count; i++) {
+      const end = ids.indexOf(0, at);
+      if (end < 0) throw new Error(`user directory: chunk at uid ${firstUid} holds fewer than its ${count} ids`);
+      if (end > at) this.directory.addUtf8(firstUid + i, ids, at, end);
+      at = end + 1;
+      if ((i & (IDS_PER_CHECK - 1)) === IDS_PER_CHECK - 1 && sliceDue()) await nextSlice();
+    }
+  }
+}
+
+/** The distinct ids of several pending sets, as one. */
+async function merge(pendings: readonly PendingUsers[]): Promise<PendingUsers> {
+  const merged = new PendingUsers(Math.min(...pendings.map((pending) => pending.since)));
+  const scratch = new Uint8Array(MAX_ENTRY);
+  for (const pending of pendings) {
+    for (let i = 0; i < pending.size; i++) {
+      merged.addUtf8(scratch, 0, pending.ids.copyId(i, scratch, 0));
+      if ((i & (IDS_PER_CHECK - 1)) === IDS_PER_CHECK - 1 && sliceDue()) await nextSlice();
+    }
+  }
+  return merged;
+}
+
+/** The uids `mergedUids` gives `pending`'s ids, by way of their position in `merged`. */
+async function uidsIn(merged: PendingUsers, mergedUids: Uint32Array, pending: PendingUsers): Promise<Uint32Array> {
+  const uids = new Uint32Array(pending.size);
+  const scratch = new Uint8Array(MAX_ENTRY);
+  for (let i = 0; i < pending.size; i++) {
+    uids[i] = mergedUids[merged.ids.lookupUtf8(scratch, 0, pending.ids.copyId(i, scratch, 0)) ?? 0] ?? NOT_FOUND;
+    if ((i & (IDS_PER_CHECK - 1)) === IDS_PER_CHECK - 1 && sliceDue()) await nextSlice();
+  }
+  return uids;
+}
