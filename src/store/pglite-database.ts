@@ -3,6 +3,8 @@
  * PGlite runs in a worker thread (pglite-worker.ts), so its statements never stall the event
  * loop that answers membership; this side only queues requests and awaits replies.
  */
+import { spawn } from "node:child_process";
+import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
@@ -63,15 +65,14 @@ export class PgliteDatabase implements Database {
   /** Locks `dataDir` and opens (creating if needed) the database in it; takes a few seconds. */
   static async open(dataDir: string, waitMs: number): Promise<PgliteDatabase> {
     const lock = await lockDataDir(dataDir);
-    const worker = startWorker({ dataDir });
+    let worker: Worker | undefined;
     try {
-      await new Promise<void>((resolve, reject) => {
-        worker.once("message", (reply: WorkerReply) => ("error" in reply ? reject(asError(reply.error)) : resolve()));
-        worker.once("error", reject);
-      });
+      if (!existsSync(join(dataDir, "PG_VERSION"))) await createOutOfProcess(dataDir);
+      worker = startWorker({ dataDir });
+      await workerReady(worker);
       return new PgliteDatabase(worker, lock, waitMs);
     } catch (error: unknown) {
-      await worker.terminate();
+      await worker?.terminate();
       await lock.release();
       throw new StartupError(`cannot open the embedded database in DATA_DIR ${dataDir}`, { cause: error });
     }
@@ -189,6 +190,37 @@ export class PgliteDatabase implements Database {
 function asError(reduced: WorkerError): Error {
   return Object.assign(new Error(reduced.message), reduced.code === undefined ? {} : { code: reduced.code }, {
     ...(reduced.constraint === undefined ? {} : { constraint: reduced.constraint }),
+  });
+}
+
+/**
+ * Creates the database in an empty `dataDir` in a child process. initdb grows PGlite's WASM heap
+ * to ~800 MB, which a process keeps (a worker thread that ran it leaves ~90 MB behind too): made
+ * elsewhere, a first start holds what every later start holds (~350 MB RSS).
+ */
+async function createOutOfProcess(dataDir: string): Promise<void> {
+  const script = `const { PGlite } = await import(process.argv[2]);
+    const db = await PGlite.create({ dataDir: process.argv[1] });
+    await db.close();`;
+  const child = spawn(process.execPath, ["--input-type=module", "-e", script, dataDir, import.meta.resolve("@electric-sql/pglite")], {
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+  let stderr = "";
+  child.stderr.on("data", (chunk: Buffer) => {
+    stderr = (stderr + chunk.toString()).slice(-2_000);
+  });
+  const code = await new Promise<number | null>((resolve, reject) => {
+    child.once("error", reject);
+    child.once("exit", resolve);
+  });
+  if (code !== 0) throw new Error(`creating the database exited with code ${code}: ${stderr.trim()}`);
+}
+
+/** Resolves once `worker` has opened its database; rejects with why it could not. */
+function workerReady(worker: Worker): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    worker.once("message", (reply: WorkerReply) => ("error" in reply ? reject(asError(reply.error)) : resolve()));
+    worker.once("error", reject);
   });
 }
 
