@@ -13,6 +13,7 @@ import { audienceScenario } from "./scenarios/audience.js";
 import { batchCheck } from "./scenarios/batch-check.js";
 import { bulk } from "./scenarios/bulk.js";
 import { check } from "./scenarios/check.js";
+import { embeddedStart } from "./scenarios/embedded-start.js";
 import { evaluateScenario } from "./scenarios/evaluate.js";
 import { eventsScenario } from "./scenarios/events.js";
 import { importScenario } from "./scenarios/import.js";
@@ -29,7 +30,10 @@ import { updateReadme } from "./update-readme.js";
 // only and audience adds seven segments (six of users/10 members, one EVERYONE) after restart has
 // counted what it restores; replica adds 2,000 users to the sparse segment; import-check, which adds 1–2M users and imported segments, and
 // list-user-segments, which adds 10,000 segments, come last so they change none of the other figures.
-const SERVICE_SCENARIOS: Record<Exclude<Scenario, "directory">, (ctx: BenchContext, log: (line: string) => void) => Promise<Row[]>> = {
+const SERVICE_SCENARIOS: Record<
+  Exclude<Scenario, "directory" | "embedded-start">,
+  (ctx: BenchContext, log: (line: string) => void) => Promise<Row[]>
+> = {
   bulk,
   check,
   memory,
@@ -63,6 +67,10 @@ async function main(): Promise<void> {
     }
   } finally {
     await ctx?.close();
+  }
+  if (options.scenarios.includes("embedded-start")) {
+    log("scenario embedded-start: first and later start on a fresh PGlite directory");
+    rows.push(...(await embeddedStart(log, options.startRounds)));
   }
   if (options.scenarios.includes("directory")) {
     log(`scenario directory: ${options.directoryUsers.map((n) => n.toLocaleString("en-US")).join(", ")} users`);

@@ -25,7 +25,8 @@ export interface LoadedSegment {
   /** The baseline table's segment_id. */
   number: number;
   /** Milliseconds each system took to load it. */
-  loadMs: { ours: number; redis?: number; postgres?: number };
+  /** usersCopy: the dense segment's (uid, external id) rows COPYed into an index-free table. */
+  loadMs: { ours: number; redis?: number; postgres?: number; usersCopy?: number };
 }
 
 /** Everything a scenario needs. */
@@ -69,6 +70,12 @@ export async function setUp(options: BenchOptions, log: (line: string) => void):
       [loaded.id, loaded.loadMs.ours] = await loadOurs(client, spec, options.seed);
       if (redis !== undefined) loaded.loadMs.redis = await redis.load(spec.key, spec.members(), options.seed);
       if (postgres !== undefined) loaded.loadMs.postgres = await postgres.load(loaded.number, spec.members());
+      if (postgres !== undefined && spec.key === "dense") {
+        const rows = (function* () {
+          for (const batch of spec.members()) yield batch.map((n) => ({ uid: n, id: userId(options.seed, n) }));
+        })();
+        loaded.loadMs.usersCopy = await postgres.copyUsers(rows);
+      }
       segments.push(loaded);
     }
   } finally {

@@ -16,6 +16,7 @@ export const SCENARIOS = [
   "evaluate",
   "list-user-segments",
   "directory",
+  "embedded-start",
 ] as const;
 /** A scenario name. */
 export type Scenario = (typeof SCENARIOS)[number];
@@ -42,6 +43,8 @@ export interface BenchOptions {
   batchSizes: number[];
   /** Extra ACTIVE segments `list-user-segments` creates. */
   listSegments: number;
+  /** Rounds of first and later start the embedded-start scenario makes. */
+  startRounds: number;
   /** Directory sizes the `directory` scenario builds. */
   directoryUsers: number[];
 }
@@ -58,6 +61,7 @@ const HELP = `npm run bench -- [options]
   --restart-members N    their members in all (default 50,000,000; quick 500,000)
   --batch-sizes N,M     users per call in batch-check (default 1,000,10,000)
   --list-segments N     extra segments list-user-segments creates (default 10,000; quick 1,000)
+  --start-rounds N      first-and-later starts embedded-start makes (default 3; quick 1)
   --directory-users N,M  directory sizes for the directory scenario (default 10,000,000,50,000,000; quick: --users)
   --seed N             RNG seed for ids, memberships and lookups (default 873)
   --name NAME          results go to bench/results/NAME.json (default: full, or quick)
@@ -89,6 +93,7 @@ export function parseOptions(argv: string[]): BenchOptions {
       "restart-members": { type: "string" },
       "directory-users": { type: "string" },
       "list-segments": { type: "string" },
+      "start-rounds": { type: "string" },
       "batch-sizes": { type: "string", default: "1000,10000" },
       help: { type: "boolean", default: false },
     },
@@ -123,6 +128,7 @@ export function parseOptions(argv: string[]): BenchOptions {
     ),
     batchSizes: values["batch-sizes"].split(",").map((n) => count(n, 0, "--batch-sizes")),
     listSegments: count(values["list-segments"], values.quick ? 1_000 : 10_000, "--list-segments"),
+    startRounds: count(values["start-rounds"], values.quick ? 1 : 3, "--start-rounds"),
     restartMembers: whole(values["restart-members"], values.quick ? 500_000 : 50_000_000, "--restart-members"),
   };
 }

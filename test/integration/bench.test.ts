@@ -40,6 +40,8 @@ describe("npm run bench", () => {
         "20",
         "--batch-sizes",
         "1000",
+        "--start-rounds",
+        "1",
         "--results-dir",
         dir,
         ...args,
@@ -61,7 +63,7 @@ describe("npm run bench", () => {
       "--concurrency",
       "2",
       "--scenario",
-      "check,bulk,memory,import,subtract,restart,batch-check,audience,replica,list-user-segments,directory",
+      "check,bulk,memory,import,subtract,restart,batch-check,audience,replica,list-user-segments,directory,embedded-start",
       "--json",
       join(dir, "copy.json"),
     ]);
@@ -81,6 +83,7 @@ describe("npm run bench", () => {
         "replica",
         "list-user-segments",
         "directory",
+        "embedded-start",
       ]),
     );
     const baselines = new Set(result.rows.map((r) => r.baseline));
@@ -88,6 +91,7 @@ describe("npm run bench", () => {
       new Set([
         "Redis SADD, pipelined",
         "Postgres COPY",
+        "Postgres COPY of the (uid, external id) rows into an index-free table",
         "gRPC floor (no-op health check)",
         "Redis SISMEMBER",
         "Postgres PK lookup",
@@ -108,6 +112,7 @@ describe("npm run bench", () => {
         "Postgres segment_id by uid (secondary index)",
         "Redis SISMEMBER, 1 in flight",
         "AddMembers round trip (ack)",
+        "the same service's later start on the same directory",
       ]),
     );
     for (const row of result.rows) {
