@@ -106,9 +106,15 @@ async function loadOurs(client: Client<typeof SegmentService>, spec: SegmentSpec
   const { segment } = await client.createSegment({ name: `bench ${spec.key}`, type: SegmentType.STATIC });
   const id = segment?.id ?? "";
   await client.activateSegment({ segmentId: id });
-  const started = performance.now();
-  for (const batch of spec.members()) await client.addMembers({ segmentId: id, userIds: batch.map((n) => userId(seed, n)) });
-  return [id, performance.now() - started];
+  let elapsed = 0;
+  for (const batch of spec.members()) {
+    // Ids are made before the clock starts: the bench's id generator is no system's cost.
+    const userIds = batch.map((n) => userId(seed, n));
+    const started = performance.now();
+    await client.addMembers({ segmentId: id, userIds });
+    elapsed += performance.now() - started;
+  }
+  return [id, elapsed];
 }
 
 /** The service's own store: a fresh Postgres database, or a PGlite directory. */

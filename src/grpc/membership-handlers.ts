@@ -10,7 +10,7 @@ import type { MembershipAnswer, MembershipService } from "../service/membership-
 import type { ReplicaReads } from "../service/replica-reads.js";
 import type { ServiceHandlers } from "./adapter.js";
 import { encodeAudienceBatch } from "./audience-encoding.js";
-import { BatchCheckBytes } from "./batch-check-decoding.js";
+import { IdListBytes } from "./id-list-decoding.js";
 
 /** What the MembershipService handlers call. */
 export interface MembershipHandlerDeps {
@@ -33,7 +33,7 @@ export function membershipHandlers({
     checkMembership: (req) => ({ results: membership.checkMembership(req.userId, req.segmentIds).map(result) }),
     batchCheckMembership: (req) => {
       const answer =
-        req instanceof BatchCheckBytes
+        req instanceof IdListBytes
           ? membership.batchCheckMembershipUtf8(req.segmentId, req.ids)
           : membership.batchCheckMembership(req.segmentId, req.userIds);
       return { members: answer.members, version: BigInt(answer.version), versionTime: timestamp(answer.versionAt), stale: answer.stale };

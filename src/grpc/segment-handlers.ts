@@ -7,11 +7,12 @@ import type { Segment } from "../model.js";
 import type { EvaluationService } from "../service/evaluation-service.js";
 import type { EventLoader } from "../service/event-loader.js";
 import type { MemberReads } from "../service/member-reads.js";
-import type { MemberService, ImportMode as ServiceImportMode } from "../service/member-service.js";
+import type { MemberService, ImportMode as ServiceImportMode, UserIds } from "../service/member-service.js";
 import type { SegmentDefinition, SegmentService } from "../service/segment-service.js";
 import type { SegmentState } from "../service/segment-state.js";
 import type { CallContext, ServiceHandlers } from "./adapter.js";
 import { evaluationToProto, queryFromProto, scheduleFromProto, segmentToProto, statusFromProto, typeFromProto } from "./convert.js";
+import { IdListBytes } from "./id-list-decoding.js";
 
 /** What the SegmentService handlers call. */
 export interface SegmentHandlerDeps {
@@ -94,24 +95,24 @@ export function segmentHandlers({
       };
     },
     addMembers: async (req, ctx) => {
-      const result = await members.addMembers(req.segmentId, req.userIds, ctx.signal);
+      const result = await members.addMembers(req.segmentId, idsOf(req), ctx.signal);
       return counts(result, { added: BigInt(result.added) });
     },
     removeMembers: async (req, ctx) => {
-      const result = await members.removeMembers(req.segmentId, req.userIds, ctx.signal);
+      const result = await members.removeMembers(req.segmentId, idsOf(req), ctx.signal);
       return counts(result, { removed: BigInt(result.removed) });
     },
     importMembers: async (requests, ctx) => {
       const { first, rest } = await firstOf(requests);
       const mode = importModeFromProto(first.mode);
       const chunks = (async function* () {
-        yield first;
+        yield { userIds: idsOf(first), text: first.text };
         for await (const next of rest) {
           if (next.segmentId !== "" && next.segmentId !== first.segmentId)
             throw new InvalidArgumentError("segment_id", "must be the same in every message");
           if (next.mode !== ImportMode.UNSPECIFIED && next.mode !== first.mode)
             throw new InvalidArgumentError("mode", "must be the same in every message");
-          yield next;
+          yield { userIds: idsOf(next), text: next.text };
         }
       })();
       const result = await members.importMembers(first.segmentId, mode, chunks, ctx.signal);
@@ -259,4 +260,9 @@ function definitionFromProto(segment: SegmentMessage | undefined): SegmentDefini
 
 function counts<T extends object>(result: { unchanged: number; version: number; memberCount: number }, extra: T) {
   return { ...extra, unchanged: BigInt(result.unchanged), version: BigInt(result.version), memberCount: BigInt(result.memberCount) };
+}
+
+/** A request's user ids: UTF-8 byte ranges when the wire decoder read it, else protobuf-es's strings. */
+function idsOf(req: { userIds: string[] }): UserIds {
+  return req instanceof IdListBytes ? req.ids : req.userIds;
 }

@@ -24,9 +24,9 @@ import type { SegmentService } from "../service/segment-service.js";
 import type { SegmentState } from "../service/segment-state.js";
 import { MAX_SEGMENTS_PER_CHECK, USER_ID_MAX_BYTES } from "../service/validation.js";
 import { addService, type CallObserver, type ServiceHandlers } from "./adapter.js";
-import { decodeBatchCheck } from "./batch-check-decoding.js";
 import { CallStats } from "./call-stats.js";
 import { HealthState } from "./health.js";
+import { decodeImportMembers, idListDecoder } from "./id-list-decoding.js";
 import { membershipHandlers } from "./membership-handlers.js";
 import { addReflection } from "./reflection.js";
 import type { Precheck } from "./request-decoding.js";
@@ -95,8 +95,13 @@ export class GrpcServer {
       observe: observer(deps.log, this.calls),
       streams: deps.streams,
       prechecks: prechecks(deps.maxIdsPerCall),
-      // The batch path's ids stay UTF-8 from the wire to the directory lookup (no string per id).
-      decoders: { [`${MembershipServiceDesc.typeName}/BatchCheckMembership`]: decodeBatchCheck },
+      // Ids stay UTF-8 from the wire to the directory lookup (no string per id) on the paths that carry many.
+      decoders: {
+        [`${MembershipServiceDesc.typeName}/BatchCheckMembership`]: idListDecoder("segments.v1.BatchCheckMembershipRequest"),
+        [`${SegmentServiceDesc.typeName}/AddMembers`]: idListDecoder("segments.v1.AddMembersRequest"),
+        [`${SegmentServiceDesc.typeName}/RemoveMembers`]: idListDecoder("segments.v1.RemoveMembersRequest"),
+        [`${SegmentServiceDesc.typeName}/ImportMembers`]: decodeImportMembers,
+      },
     };
     addService(
       this.server,

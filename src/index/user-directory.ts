@@ -221,6 +221,24 @@ export class UserDirectory {
     this.insertScratch(uid, murmur3(this.words, length));
   }
 
+  /**
+   * The uid of the id `bytes[start, end)`, giving it the next uid (`size`) when it has none: for a
+   * directory used as a set of distinct ids numbered in arrival order. One probe, where a lookup
+   * then an add would take two. Uids must be only ever handed out this way.
+   */
+  intern(bytes: Uint8Array, start: number, end: number): number {
+    const length = end - start;
+    if (length <= 0 || length > MAX_ID_BYTES) throw new RangeError(`user directory: an id of ${length} bytes, not 1–256`);
+    this.scratch.set(bytes.subarray(start, end));
+    this.scratchLength = length;
+    const hash = murmur3(this.words, length);
+    const entry = this.slots[this.probe(hash)] ?? 0;
+    if (entry !== 0) return entry - 1;
+    const uid = this.count;
+    this.insertScratch(uid, hash);
+    return uid;
+  }
+
   /** Enters the scratch id, hashed to `hash`, with `uid` (idempotent; a conflicting pair throws). */
   private insertScratch(uid: number, hash: number): void {
     if (!isUid(uid)) throw new RangeError(`user directory: uid ${uid} is not an integer in [0, 2^32 − 2]`);

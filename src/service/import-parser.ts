@@ -3,6 +3,7 @@
  * split a line (or a UTF-8 sequence) across messages. Bad entries are counted and the first 100
  * kept with their 1-based entry number; good ones are handed out chunk by chunk.
  */
+import { UserIdChunk } from "../store/user-id-chunk.js";
 import { USER_ID_MAX_BYTES } from "./validation.js";
 
 export const INVALID_LINES_KEPT = 100;
@@ -24,11 +25,18 @@ export class ImportParser {
   invalidCount = 0;
   readonly invalid: InvalidEntry[] = [];
 
-  /** The valid ids of one message: its `user_ids`, then the complete lines of its `text`. */
-  push(userIds: readonly string[], text: Uint8Array): string[] {
+  /**
+   * The valid ids of one message: its `user_ids`, then the complete lines of its `text`. Ids the
+   * wire decoder already checked (a UserIdChunk) are counted and handed on as they are.
+   */
+  push(userIds: readonly string[] | UserIdChunk, text: Uint8Array): (string[] | UserIdChunk)[] {
     const valid: string[] = [];
-    for (const id of userIds) this.accept(id, valid, false);
-    if (text.byteLength === 0) return valid;
+    const batches: (string[] | UserIdChunk)[] = [valid];
+    if (userIds instanceof UserIdChunk) {
+      this.entries += userIds.length;
+      batches.unshift(userIds);
+    } else for (const id of userIds) this.accept(id, valid, false);
+    if (text.byteLength === 0) return batches;
     const bytes = this.pending.byteLength === 0 ? text : concat(this.pending, text);
     let start = 0;
     for (let lf = bytes.indexOf(LF); lf >= 0; lf = bytes.indexOf(LF, start)) {
@@ -37,7 +45,7 @@ export class ImportParser {
     }
     // Copy the tail: the message buffer it points into is not ours to keep.
     this.pending = bytes.slice(start);
-    return valid;
+    return batches;
   }
 
   /** The valid id of a final line without a newline, if any. */

@@ -17,7 +17,7 @@ import { UserIdChunk } from "../store/user-id-chunk.js";
 import { ImportParser, type InvalidEntry } from "./import-parser.js";
 import { catchUp, type SegmentState } from "./segment-state.js";
 import { type CreatedUsers, PendingUsers, type UserRegistry } from "./user-registry.js";
-import { checkUserIds } from "./validation.js";
+import { checkUserIdBytes, checkUserIds } from "./validation.js";
 import { membershipAt } from "./versions.js";
 
 /** Ids as a gather takes them: strings (imports) or a chunk of UTF-8 bytes (query results). */
@@ -57,7 +57,7 @@ export type ImportMode = "ADD" | "REMOVE" | "REPLACE";
 
 /** One message of an import stream. */
 export interface ImportChunk {
-  userIds: readonly string[];
+  userIds: UserIds;
   text: Uint8Array;
 }
 
@@ -123,8 +123,8 @@ export class MemberService {
   constructor(private readonly deps: MemberServiceDeps) {}
 
   /** Adds users to a STATIC segment; unknown users join the directory. */
-  async addMembers(id: string, userIds: readonly string[], signal?: AbortSignal): Promise<MemberChangeResult> {
-    checkUserIds(userIds, this.deps.maxIdsPerCall);
+  async addMembers(id: string, userIds: UserIds, signal?: AbortSignal): Promise<MemberChangeResult> {
+    this.checkIds(userIds);
     return this.change(
       id,
       KINDS.add,
@@ -141,8 +141,8 @@ export class MemberService {
   }
 
   /** Removes users from a STATIC segment; unknown users are simply not members. */
-  async removeMembers(id: string, userIds: readonly string[], signal?: AbortSignal): Promise<MemberChangeResult> {
-    checkUserIds(userIds, this.deps.maxIdsPerCall);
+  async removeMembers(id: string, userIds: UserIds, signal?: AbortSignal): Promise<MemberChangeResult> {
+    this.checkIds(userIds);
     return this.change(
       id,
       KINDS.remove,
@@ -178,7 +178,7 @@ export class MemberService {
             `${chunk.userIds.length} ids in one message is over the limit of ${this.deps.maxIdsPerCall}`,
           );
         }
-        await gather(parser.push(chunk.userIds, chunk.text));
+        for (const batch of parser.push(chunk.userIds, chunk.text)) await gather(batch);
       }
       await gather(parser.finish());
     });
@@ -359,11 +359,28 @@ export class MemberService {
     );
   }
 
-  /** Splits ids into known uids and unknown distinct ids. */
-  private resolveKnown(userIds: readonly string[]): { uids: number[]; pending: PendingUsers } {
+  /** Refuses more ids than one call may carry, or one no user can have (the wire decoder checked a chunk's). */
+  private checkIds(userIds: UserIds): void {
+    if (userIds instanceof UserIdChunk) checkUserIdBytes(userIds, this.deps.maxIdsPerCall);
+    else checkUserIds(userIds, this.deps.maxIdsPerCall);
+  }
+
+  /** Splits ids into known uids and unknown distinct ids (at most one call's worth: not sliced). */
+  private resolveKnown(userIds: UserIds): { uids: number[]; pending: PendingUsers } {
     const { directory } = this.deps.state;
     const uids: number[] = [];
-    const pending = new PendingUsers(directory.uidBound);
+    const pending = new PendingUsers(directory.uidBound, userIds.length);
+    if (userIds instanceof UserIdChunk) {
+      const { bytes, ends } = userIds;
+      const found = new Uint32Array(ends.length);
+      directory.lookupManyUtf8(bytes, ends, 0, ends.length, found);
+      for (let i = 0; i < ends.length; i++) {
+        const uid = found[i] ?? NOT_FOUND;
+        if (uid === NOT_FOUND) pending.addUtf8(bytes, i === 0 ? 0 : (ends[i - 1] ?? 0), ends[i] ?? 0);
+        else uids.push(uid);
+      }
+      return { uids, pending };
+    }
     for (const userId of userIds) {
       const uid = directory.lookup(userId);
       if (uid === undefined) pending.add(userId);

@@ -22,27 +22,38 @@ const MAX_ENTRY = 257;
 /** Distinct ids not in the directory when a change read them, packed (no string kept per id). */
 export class PendingUsers {
   /** Pending id i has "uid" i here: the directory's hash table doubles as the set that dedupes. */
-  readonly ids = new UserDirectory({ initialCapacity: 64 });
+  private set: UserDirectory | undefined;
 
   /**
    * @param since the directory's uidBound before the first lookup that found an id missing: while
    *   it has not moved, no user has been added since, so every pending id is still unknown.
+   * @param capacity how many ids to make room for once the first one comes (it grows as needed).
    */
-  constructor(readonly since: number) {}
+  constructor(
+    readonly since: number,
+    private readonly capacity = 1024,
+  ) {}
+
+  /** The pending ids, id i with "uid" i (made on first use: most changes name no new user). */
+  get ids(): UserDirectory {
+    this.set ??= new UserDirectory({ initialCapacity: this.capacity });
+    return this.set;
+  }
 
   /** How many distinct ids are pending. */
   get size(): number {
-    return this.ids.size;
+    return this.set?.size ?? 0;
   }
 
   /** Adds an id given as a string (already validated). */
   add(id: string): void {
-    if (this.ids.lookup(id) === undefined) this.ids.add(this.ids.size, id);
+    const ids = this.ids;
+    if (ids.lookup(id) === undefined) ids.add(ids.size, id);
   }
 
   /** Adds the id `bytes[start, end)` (valid UTF-8 of 1–256 bytes). */
   addUtf8(bytes: Uint8Array, start: number, end: number): void {
-    if (this.ids.lookupUtf8(bytes, start, end) === undefined) this.ids.addUtf8(this.ids.size, bytes, start, end);
+    this.ids.intern(bytes, start, end);
   }
 }
 

@@ -142,6 +142,23 @@ describe("UserDirectory", () => {
     expect(found).toBe(Math.ceil(20_000 / 3));
   });
 
+  it("adds from UTF-8 bytes exactly as from strings, and interns ids in arrival order", () => {
+    const utf8 = new TextEncoder();
+    const bytes = utf8.encode("xx用户-1yyalice");
+    const directory = new UserDirectory();
+    directory.addUtf8(4, bytes, 2, 10);
+    expect(directory.externalId(4)).toBe("用户-1");
+    expect(directory.lookup("用户-1")).toBe(4);
+    directory.add(4, "用户-1");
+    expect(() => directory.addUtf8(5, bytes, 2, 10)).toThrow(/conflict/);
+    expect(() => directory.addUtf8(5, bytes, 3, 3)).toThrow(RangeError);
+
+    const set = new UserDirectory();
+    expect([set.intern(bytes, 12, 17), set.intern(bytes, 2, 10), set.intern(bytes, 12, 17)]).toEqual([0, 1, 0]);
+    expect(set.size).toBe(2);
+    expect(set.externalId(1)).toBe("用户-1");
+  });
+
   it("keeps every mapping through many doublings and page boundaries", () => {
     // From 16 slots to 2^23: 19 rehashes. uids 3 apart span 9 uid pages; the ids fill many arena
     // chunks' worth of growth, and ~1,000 pairs among 3M ids share a 32-bit hash.

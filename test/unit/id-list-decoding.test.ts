@@ -2,12 +2,16 @@ import { fromBinary } from "@bufbuild/protobuf";
 import { describe, expect, it } from "vitest";
 import { DomainError } from "../../src/errors.js";
 import { BatchCheckMembershipRequestSchema } from "../../src/gen/segments/v1/membership_service_pb.js";
-import { BatchCheckBytes, decodeBatchCheck } from "../../src/grpc/batch-check-decoding.js";
+import {
+  AddMembersRequestSchema,
+  ImportMembersRequestSchema,
+  RemoveMembersRequestSchema,
+} from "../../src/gen/segments/v1/segment_service_pb.js";
+import { decodeImportMembers, IdListBytes, ImportMembersBytes, idListDecoder } from "../../src/grpc/id-list-decoding.js";
 import { RejectedRequest, safeDeserializer } from "../../src/grpc/request-decoding.js";
 import { entryLimit } from "../../src/grpc/wire-limits.js";
 import { checkUserIdBytes, checkUserIds } from "../../src/service/validation.js";
 
-const schema = BatchCheckMembershipRequestSchema;
 const LIMIT = 40;
 // The server's precheck for BatchCheckMembership, with a small limit so it is reached.
 const precheck = entryLimit(
@@ -16,8 +20,6 @@ const precheck = entryLimit(
   "user_ids",
   "split the batch",
 );
-const fast = safeDeserializer(schema, precheck, decodeBatchCheck);
-const slow = safeDeserializer(schema, precheck);
 const utf8 = new TextEncoder();
 
 /** xorshift32: the same messages on every run. */
@@ -89,9 +91,9 @@ function userId(next: () => number, clean: boolean): number[] {
   }
 }
 
-/** An unknown field of any wire type, well formed when `clean`. */
-function unknownField(next: () => number, clean: boolean): number[] {
-  const field = 3 + Math.floor(next() * 3000);
+/** An unknown field (numbered from `first`) of any wire type, well formed when `clean`. */
+function unknownField(next: () => number, clean: boolean, first = 3): number[] {
+  const field = first + Math.floor(next() * 3000);
   switch (Math.floor(next() * (clean ? 4 : 9))) {
     case 0:
       return [...tag(field, 0), ...varint(Math.floor(next() * 2 ** 40))];
@@ -145,7 +147,7 @@ function message(next: () => number, clean: boolean): Uint8Array {
 function outcome(decoded: unknown): unknown {
   try {
     if (decoded instanceof RejectedRequest) throw decoded.error;
-    if (decoded instanceof BatchCheckBytes) {
+    if (decoded instanceof IdListBytes) {
       checkUserIdBytes(decoded.ids, LIMIT);
       return { segmentId: decoded.segmentId, userIds: [...decoded.ids] };
     }
@@ -162,14 +164,24 @@ function buffer(bytes: Uint8Array): Buffer {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
-describe("BatchCheckMembershipRequest from its wire bytes", () => {
+const SHAPES = [
+  { schema: BatchCheckMembershipRequestSchema, decode: idListDecoder("segments.v1.BatchCheckMembershipRequest") },
+  { schema: AddMembersRequestSchema, decode: idListDecoder("segments.v1.AddMembersRequest") },
+  { schema: RemoveMembersRequestSchema, decode: idListDecoder("segments.v1.RemoveMembersRequest") },
+];
+
+describe.each(SHAPES)("$schema.typeName from its wire bytes", ({ schema, decode }) => {
+  const fast = safeDeserializer(schema, precheck, decode);
+  const slow = safeDeserializer(schema, precheck);
+
   it("decodes well-formed messages (unknown fields, repeats, padded tags) as protobuf-es does", () => {
     const next = random(11);
     for (let n = 0; n < 3000; n++) {
       const bytes = message(next, true);
-      const decoded = decodeBatchCheck(bytes);
+      const decoded = decode(bytes);
       const reference = fromBinary(schema, bytes);
-      expect(decoded).toBeInstanceOf(BatchCheckBytes);
+      expect(decoded).toBeInstanceOf(IdListBytes);
+      expect(decoded?.$typeName).toBe(schema.typeName);
       expect(decoded?.segmentId).toBe(reference.segmentId);
       expect([...(decoded?.ids ?? [])]).toEqual(reference.userIds);
       expect(decoded?.userIds).toEqual(reference.userIds);
@@ -182,7 +194,7 @@ describe("BatchCheckMembershipRequest from its wire bytes", () => {
     let refused = 0;
     for (let n = 0; n < 6000; n++) {
       const bytes = message(next, false);
-      const decoded = decodeBatchCheck(bytes);
+      const decoded = decode(bytes);
       if (decoded !== undefined) {
         taken++;
         const reference = fromBinary(schema, bytes);
@@ -218,8 +230,74 @@ describe("BatchCheckMembershipRequest from its wire bytes", () => {
   });
 
   it("keeps each request's ids when the next one is decoded", () => {
-    const first = decodeBatchCheck(Uint8Array.from(lengthDelimited(2, utf8.encode("alice"))));
-    decodeBatchCheck(Uint8Array.from(lengthDelimited(2, utf8.encode("bob"))));
+    const first = decode(Uint8Array.from(lengthDelimited(2, utf8.encode("alice"))));
+    decode(Uint8Array.from(lengthDelimited(2, utf8.encode("bob"))));
     expect([...(first?.ids ?? [])]).toEqual(["alice"]);
+  });
+});
+
+/** A random ImportMembersRequest (segment_id 1, mode 2, user_ids 3, text 4); `clean` ones must take the byte path. */
+function importMessage(next: () => number, clean: boolean): Uint8Array {
+  const out: number[] = [];
+  const parts = Math.floor(next() * (clean ? LIMIT : LIMIT + 10));
+  const dirt = clean ? 0 : next() * 0.15;
+  for (let i = 0; i < parts; i++) {
+    const r = next();
+    const bad = next() < dirt;
+    if (bad && r < 0.1)
+      out.push(...tag(2, 2), 1, 1); // mode as a length-delimited field
+    else if (bad && r < 0.2)
+      out.push(...tag(2, 0), ...varint(2 ** 31 + Math.floor(next() * 1000))); // a negative int32
+    else if (r < 0.06) out.push(...lengthDelimited(1, utf8.encode(`seg-${i}`)));
+    else if (r < 0.12) out.push(...tag(2, 0), ...varint(Math.floor(next() * 4), next() < 0.1 ? 1 : 0));
+    else if (r < 0.18)
+      out.push(
+        ...lengthDelimited(
+          4,
+          Array.from({ length: Math.floor(next() * 12) }, () => Math.floor(next() * 256)),
+        ),
+      );
+    else if (r < 0.24) out.push(...unknownField(next, !bad, 5));
+    else out.push(...lengthDelimited(3, userId(next, !bad)));
+  }
+  const bytes = Uint8Array.from(out);
+  if (clean || next() < 0.8) return bytes;
+  return bytes.subarray(0, Math.floor(next() * bytes.length));
+}
+
+describe("ImportMembersRequest from its wire bytes", () => {
+  const compare = (decoded: ImportMembersBytes, bytes: Uint8Array) => {
+    const reference = fromBinary(ImportMembersRequestSchema, bytes);
+    expect(decoded.segmentId).toBe(reference.segmentId);
+    expect(decoded.mode).toBe(reference.mode);
+    expect([...decoded.ids]).toEqual(reference.userIds);
+    expect(decoded.text).toEqual(reference.text);
+  };
+
+  it("decodes well-formed messages (mode, text, unknown fields, repeats) as protobuf-es does", () => {
+    const next = random(47);
+    for (let n = 0; n < 3000; n++) {
+      const bytes = importMessage(next, true);
+      const decoded = decodeImportMembers(bytes);
+      expect(decoded).toBeInstanceOf(ImportMembersBytes);
+      compare(decoded as ImportMembersBytes, bytes);
+    }
+  });
+
+  it("on adversarial messages, decodes only what protobuf-es decodes, to the same content", () => {
+    const next = random(53);
+    let taken = 0;
+    let declined = 0;
+    for (let n = 0; n < 6000; n++) {
+      const bytes = importMessage(next, false);
+      const decoded = decodeImportMembers(bytes);
+      if (decoded === undefined) declined++;
+      else {
+        taken++;
+        compare(decoded, bytes);
+      }
+    }
+    expect(taken).toBeGreaterThan(1000);
+    expect(declined).toBeGreaterThan(500);
   });
 });
