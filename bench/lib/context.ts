@@ -12,6 +12,7 @@ import { SegmentService } from "../../src/gen/segments/v1/segment_service_pb.js"
 import { PostgresBaseline } from "../baselines/postgres.js";
 import { RedisBaseline } from "../baselines/redis.js";
 import { type SegmentSpec, segmentSpecs, userId } from "./dataset.js";
+import { encodeAdd, rawClient, sendAdd } from "./encoded.js";
 import type { BenchOptions } from "./options.js";
 import { type ServiceProcess, spawnService } from "./service-process.js";
 
@@ -67,7 +68,7 @@ export async function setUp(options: BenchOptions, log: (line: string) => void):
     for (const [index, spec] of segmentSpecs(options.seed, options.users, ADD_BATCH).entries()) {
       log(`loading ${spec.key} segment (${spec.size.toLocaleString("en-US")} members: ${spec.description})`);
       const loaded: LoadedSegment = { spec, number: index + 1, id: "", loadMs: { ours: 0 } };
-      [loaded.id, loaded.loadMs.ours] = await loadOurs(client, spec, options.seed);
+      [loaded.id, loaded.loadMs.ours] = await loadOurs(client, service.address, spec, options.seed);
       if (redis !== undefined) loaded.loadMs.redis = await redis.load(spec.key, spec.members(), options.seed);
       if (postgres !== undefined) loaded.loadMs.postgres = await postgres.load(loaded.number, spec.members());
       if (postgres !== undefined && spec.key === "dense") {
@@ -102,17 +103,27 @@ export async function setUp(options: BenchOptions, log: (line: string) => void):
   return context;
 }
 
-async function loadOurs(client: Client<typeof SegmentService>, spec: SegmentSpec, seed: number): Promise<[string, number]> {
+async function loadOurs(
+  client: Client<typeof SegmentService>,
+  address: string,
+  spec: SegmentSpec,
+  seed: number,
+): Promise<[string, number]> {
   const { segment } = await client.createSegment({ name: `bench ${spec.key}`, type: SegmentType.STATIC });
   const id = segment?.id ?? "";
   await client.activateSegment({ segmentId: id });
+  const raw = rawClient(address);
   let elapsed = 0;
-  for (const batch of spec.members()) {
-    // Ids are made before the clock starts: the bench's id generator is no system's cost.
-    const userIds = batch.map((n) => userId(seed, n));
-    const started = performance.now();
-    await client.addMembers({ segmentId: id, userIds });
-    elapsed += performance.now() - started;
+  try {
+    for (const batch of spec.members()) {
+      // Made and encoded before the clock starts (see encoded.ts).
+      const request = encodeAdd(id, batch, seed);
+      const started = performance.now();
+      await sendAdd(raw, request);
+      elapsed += performance.now() - started;
+    }
+  } finally {
+    raw.close();
   }
   return [id, elapsed];
 }

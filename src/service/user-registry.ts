@@ -57,17 +57,34 @@ export class PendingUsers {
   }
 }
 
-/** New users a transaction stored, to enter the directory after its COMMIT. */
-export type CreatedUsers = readonly UserChunk[];
+/**
+ * New users a transaction stored, to enter the directory after its COMMIT: uid firstUid + k is
+ * the pending id `order[k]` of `from`, which still holds its bytes and hash.
+ */
+export interface CreatedUsers {
+  readonly from: PendingUsers;
+  readonly firstUid: number;
+  readonly order: Uint32Array;
+}
 
-/** What `register` did: per PendingUsers given, the uid of its id i at [i]; and the users it created. */
+/** A change that created no users. */
+export const NO_USERS: CreatedUsers = { from: new PendingUsers(0), firstUid: 0, order: new Uint32Array(0) };
+
+/** What `register` did: per PendingUsers given, the uid of its id i at [i]; the users it created, and the chunks it stored. */
 export interface Registered {
   uids: Uint32Array[];
   created: CreatedUsers;
+  chunks: UserChunk[];
 }
 
 /** The directory's persistence: start-up load, catch-up, and new uids. */
 export class UserRegistry {
+  /**
+   * Where chunks are packed before each is copied out. Shared: only the holder of the new-users
+   * lock packs, and a transaction packs once.
+   */
+  private readonly buffer = new Uint8Array(CHUNK_BYTES + MAX_ENTRY);
+
   constructor(
     private readonly store: UserStore,
     readonly directory: UserDirectory,
@@ -107,7 +124,8 @@ export class UserRegistry {
    * ends: no other process can assign the same uids or give an id a second one meanwhile.
    */
   async register(tx: Queryable, pendings: readonly PendingUsers[]): Promise<Registered> {
-    if (pendings.every((pending) => pending.size === 0)) return { uids: pendings.map(() => new Uint32Array(0)), created: [] };
+    if (pendings.every((pending) => pending.size === 0))
+      return { uids: pendings.map(() => new Uint32Array(0)), created: NO_USERS, chunks: [] };
     await this.store.lockNewUsers(tx);
     await this.catchUp(tx);
     const start = await this.store.end(tx);
@@ -117,21 +135,30 @@ export class UserRegistry {
     const [only] = pendings;
     const all = pendings.length === 1 && only !== undefined ? only : await merge(pendings);
     const allUids = await this.resolve(all);
-    const created = await this.assign(all, allUids, start);
-    for (const chunk of created) await this.store.insertChunk(tx, chunk);
-    if (all === only) return { uids: [allUids], created };
-    return { uids: await Promise.all(pendings.map((pending) => uidsIn(all, allUids, pending))), created };
+    const { created, chunks } = await this.assign(all, allUids, start);
+    for (const chunk of chunks) await this.store.insertChunk(tx, chunk);
+    if (all === only) return { uids: [allUids], created, chunks };
+    return { uids: await Promise.all(pendings.map((pending) => uidsIn(all, allUids, pending))), created, chunks };
   }
 
-  /** Enters users a committed transaction created, sliced so the event loop keeps answering. */
-  async enter(created: CreatedUsers): Promise<void> {
-    for (const chunk of created) await this.enterChunk(chunk);
+  /**
+   * Enters users a committed transaction created, sliced so the event loop keeps answering. A
+   * catch-up (another transaction's, under the lock) may have entered some already, from the
+   * stored chunks: those uids are skipped, the rest copied from the pending set as they are.
+   */
+  async enter({ from, firstUid, order }: CreatedUsers): Promise<void> {
+    const { directory } = this;
+    for (let k = 0; k < order.length; k++) {
+      if (!directory.has(firstUid + k)) directory.addFrom(firstUid + k, from.ids, order[k] as number);
+      if ((k & (IDS_PER_CHECK - 1)) === IDS_PER_CHECK - 1 && sliceDue()) await nextSlice();
+    }
   }
 
-  /** Gives each pending id still NOT_FOUND in `uids` the next uid from `start`, packing them into chunks. */
-  private async assign(pending: PendingUsers, uids: Uint32Array, start: number): Promise<UserChunk[]> {
+  /** Gives each pending id still NOT_FOUND in `uids` the next uid from `start`, packing them into chunks to store. */
+  private async assign(pending: PendingUsers, uids: Uint32Array, start: number): Promise<{ created: CreatedUsers; chunks: UserChunk[] }> {
     const chunks: UserChunk[] = [];
-    const buffer = new Uint8Array(CHUNK_BYTES + MAX_ENTRY);
+    const order: number[] = [];
+    const buffer = this.buffer;
     let fill = 0;
     let first = start;
     let next = start;
@@ -145,11 +172,12 @@ export class UserRegistry {
       fill = pending.ids.copyId(i, buffer, fill);
       buffer[fill++] = 0;
       uids[i] = next++;
+      order.push(i);
       if (next - first === CHUNK_IDS || fill >= CHUNK_BYTES) flush();
       if ((i & (IDS_PER_CHECK - 1)) === IDS_PER_CHECK - 1 && sliceDue()) await nextSlice();
     }
     flush();
-    return chunks;
+    return { created: { from: pending, firstUid: start, order: Uint32Array.from(order) }, chunks };
   }
 
   /** Enters one chunk's users (empty entries are uids never assigned). */
