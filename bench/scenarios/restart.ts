@@ -20,6 +20,8 @@ export async function restart(ctx: BenchContext, log: (line: string) => void): P
   );
   const seeded = restartSegments === 0 ? 0 : await seedSegments(ctx.serviceEnv, restartSegments, restartMembers, seed);
   ctx.service = await spawnService(ctx.serviceEnv);
+  for (const line of ctx.service.logs.filter((entry) => String(entry.msg).startsWith("loading state")))
+    log(`  ${line.msg}: ${line.done}${line.total === undefined ? "" : ` of ${line.total}`} after ${line.ms} ms`);
   const metrics = await ctx.service.metrics();
   const members = metrics.get("segments_members") ?? 0;
   if (members !== before + seeded) throw new Error(`after restart the service holds ${members} members, expected ${before + seeded}`);

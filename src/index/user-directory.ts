@@ -222,6 +222,35 @@ export class UserDirectory {
   }
 
   /**
+   * addUtf8 for an id this directory cannot hold under another uid — one read from the store,
+   * where each id has exactly one uid: a uid already assigned is skipped (it names this id), and
+   * the slot is the first empty one, found without comparing ids. How start-up and catch-up enter
+   * millions of users: comparing every occupied slot on the way costs a cache miss each.
+   */
+  addStoredUtf8(uid: number, bytes: Uint8Array, start: number, end: number): void {
+    if (!isUid(uid)) throw new RangeError(`user directory: uid ${uid} is not an integer in [0, 2^32 − 2]`);
+    if (this.uids.position(uid) !== 0) return;
+    const length = end - start;
+    if (length <= 0 || length > MAX_ID_BYTES) throw new RangeError(`user directory: uid ${uid}'s id is ${length} bytes, not 1–256`);
+    if (this.count >= this.limit) this.grow();
+    let hash: number;
+    if (LITTLE_ENDIAN) hash = murmur3Bytes(bytes, start, length);
+    else {
+      this.scratch.set(bytes.subarray(start, end));
+      hash = murmur3(this.words, length);
+    }
+    const slots = this.slots;
+    const mask = slots.length - 1;
+    let slot = hash >>> this.shift;
+    while (slots[slot] !== 0) slot = (slot + 1) & mask;
+    this.uids.set(uid, hash, this.arena.append(bytes, length, start));
+    slots[slot] = uid + 1;
+    this.count++;
+    this.assigned.add(uid);
+    if (uid >= this.bound) this.bound = uid + 1;
+  }
+
+  /**
    * The uid of the id `bytes[start, end)`, giving it the next uid (`size`) when it has none: for a
    * directory used as a set of distinct ids numbered in arrival order. One probe, where a lookup
    * then an add would take two. Uids must be only ever handed out this way.
@@ -365,13 +394,13 @@ class IdArena {
   }
 
   /** Stores `bytes[0, length)` and returns the record's position. */
-  append(bytes: Uint8Array, length: number): number {
+  append(bytes: Uint8Array, length: number, from = 0): number {
     let chunk = this.chunks[this.chunks.length - 1] ?? this.roomFor(length + 1);
     if (this.fill + 1 + length > chunk.length) chunk = this.roomFor(length + 1);
     const start = this.fill;
     chunk[start] = length - 1;
     // A loop beats set(subarray()) here: ids are short and subarray allocates.
-    for (let i = 0; i < length; i++) chunk[start + 1 + i] = bytes[i] ?? 0;
+    for (let i = 0; i < length; i++) chunk[start + 1 + i] = bytes[from + i] ?? 0;
     this.fill = start + 1 + length;
     return (this.chunks.length - 1) * CHUNK_BYTES + start;
   }

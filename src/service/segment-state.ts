@@ -80,7 +80,7 @@ export class SegmentState {
   readonly segments = new CountedMap<string, Segment>();
   private served: { list: ServedSegment[]; segments: number; bitmaps: number } | undefined;
   readonly bitmaps = new SegmentBitmaps();
-  readonly directory = new UserDirectory();
+  readonly directory: UserDirectory;
   /** Per segment: changes written since its newest snapshot (count, bytes), for compaction. */
   readonly unsnapshotted = new Map<string, { count: number; bytes: number }>();
   /**
@@ -92,7 +92,13 @@ export class SegmentState {
   readonly listeners = new Set<StateListener>();
 
   /** `pageTokenSecret` is the database's key: tokens verify on every replica and after a restart. */
-  constructor(readonly pageTokenSecret: Uint8Array) {}
+  /** `users`: how many users to make room for (the directory's size at start-up). */
+  constructor(
+    readonly pageTokenSecret: Uint8Array,
+    users = 0,
+  ) {
+    this.directory = new UserDirectory(users > 0 ? { initialCapacity: users } : {});
+  }
 
   /** Publishes a committed membership change: the new bitmap, the segment's new counters, and the delta to listeners. */
   publishMembership(
@@ -180,7 +186,8 @@ const PROGRESS_EVERY_MS = 2_000;
 /** Rebuilds the in-memory state: directory, then each segment from its snapshot plus newer changes. */
 export async function loadState(store: SegmentStore, users: UserStore, progress: LoadProgress = () => undefined): Promise<SegmentState> {
   const started = performance.now();
-  const state = new SegmentState(await loadPageTokenSecret(store.db));
+  // Sized up front: growing by doubling re-places every user at each step.
+  const state = new SegmentState(await loadPageTokenSecret(store.db), await users.count());
   await new UserRegistry(users, state.directory).catchUp();
   progress("directory", state.directory.size, undefined, performance.now() - started);
   const segments = await store.loadSegments();

@@ -93,8 +93,9 @@ export class UserRegistry {
   /**
    * Reads every chunk ending past what memory holds (all of them at start-up) into the directory.
    * Chunks are contiguous and entered in order, so memory always holds a prefix of them; entering
-   * one again is harmless (adds are idempotent), which covers chunks a commit of this process
-   * wrote but has not entered yet.
+   * one again is harmless (uids already there are skipped), which covers chunks a commit of this
+   * process wrote but has not entered yet. Each id has one uid in the store (the lock sees to
+   * it), so entering takes no comparisons (addStoredUtf8).
    */
   async catchUp(q?: Queryable): Promise<void> {
     for (;;) {
@@ -186,7 +187,7 @@ export class UserRegistry {
     for (let i = 0; i < count; i++) {
       const end = ids.indexOf(0, at);
       if (end < 0) throw new Error(`user directory: chunk at uid ${firstUid} holds fewer than its ${count} ids`);
-      if (end > at) this.directory.addUtf8(firstUid + i, ids, at, end);
+      if (end > at) this.directory.addStoredUtf8(firstUid + i, ids, at, end);
       at = end + 1;
       if ((i & (IDS_PER_CHECK - 1)) === IDS_PER_CHECK - 1 && sliceDue()) await nextSlice();
     }

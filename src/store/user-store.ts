@@ -45,6 +45,12 @@ export class UserStore {
     );
   }
 
+  /** How many uids the chunks cover (an upper bound on the users: gaps count too). */
+  async count(): Promise<number> {
+    const rows = await this.db.query<{ n: number }>("SELECT coalesce(sum(id_count), 0)::float8 AS n FROM user_chunks");
+    return rows[0]?.n ?? 0;
+  }
+
   /** Where the next chunk starts: one past the highest uid ever assigned. */
   async end(q: Queryable): Promise<number> {
     const rows = await q.query<{ end: number }>('SELECT coalesce(max(first_uid + id_count), 0)::float8 AS "end" FROM user_chunks');
