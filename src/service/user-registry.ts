@@ -16,8 +16,8 @@ const CHUNK_IDS = 65_536;
 const CHUNK_BYTES = 4 << 20;
 /** Ids entered between two looks at the clock. */
 const IDS_PER_CHECK = 256;
-/** The longest id (256 bytes) and its NUL. */
-const MAX_ENTRY = 257;
+/** The longest id. */
+const MAX_ENTRY = 256;
 
 /** Distinct ids not in the directory when a change read them, packed (no string kept per id). */
 export class PendingUsers {
@@ -84,6 +84,7 @@ export class UserRegistry {
    * lock packs, and a transaction packs once.
    */
   private readonly buffer = new Uint8Array(CHUNK_BYTES + MAX_ENTRY);
+  private readonly lengths = new Uint8Array(2 * CHUNK_IDS);
 
   constructor(
     private readonly store: UserStore,
@@ -98,10 +99,16 @@ export class UserRegistry {
    * it), so entering takes no comparisons (addStoredUtf8).
    */
   async catchUp(q?: Queryable): Promise<void> {
+    let page = this.store.chunksEndingAfter(this.directory.uidBound, q);
     for (;;) {
-      const chunks = await this.store.chunksEndingAfter(this.directory.uidBound, q);
+      const chunks = await page;
+      const last = chunks[chunks.length - 1];
+      if (last === undefined) return;
+      // The next page is read while this one is entered: the store works while this thread does.
+      page = this.store.chunksEndingAfter(last.firstUid + last.count, q);
+      // Awaited below; should entering fail first, its failure must not go unhandled.
+      page.catch(() => undefined);
       for (const chunk of chunks) await this.enterChunk(chunk);
-      if (chunks.length === 0) return;
     }
   }
 
@@ -159,19 +166,23 @@ export class UserRegistry {
   private async assign(pending: PendingUsers, uids: Uint32Array, start: number): Promise<{ created: CreatedUsers; chunks: UserChunk[] }> {
     const chunks: UserChunk[] = [];
     const order: number[] = [];
-    const buffer = this.buffer;
+    const { buffer, lengths } = this;
     let fill = 0;
     let first = start;
     let next = start;
     const flush = () => {
-      if (next > first) chunks.push({ firstUid: first, count: next - first, ids: buffer.slice(0, fill) });
+      const count = next - first;
+      if (count > 0) chunks.push({ firstUid: first, count, lengths: lengths.slice(0, 2 * count), ids: buffer.slice(0, fill) });
       first = next;
       fill = 0;
     };
     for (let i = 0; i < pending.size; i++) {
       if (uids[i] !== NOT_FOUND) continue;
-      fill = pending.ids.copyId(i, buffer, fill);
-      buffer[fill++] = 0;
+      const end = pending.ids.copyId(i, buffer, fill);
+      const k = 2 * (next - first);
+      lengths[k] = (end - fill) & 0xff;
+      lengths[k + 1] = (end - fill) >>> 8;
+      fill = end;
       uids[i] = next++;
       order.push(i);
       if (next - first === CHUNK_IDS || fill >= CHUNK_BYTES) flush();
@@ -181,16 +192,17 @@ export class UserRegistry {
     return { created: { from: pending, firstUid: start, order: Uint32Array.from(order) }, chunks };
   }
 
-  /** Enters one chunk's users (empty entries are uids never assigned). */
-  private async enterChunk({ firstUid, count, ids }: UserChunk): Promise<void> {
+  /** Enters one chunk's users (a zero length is a uid never assigned). */
+  private async enterChunk({ firstUid, count, lengths, ids }: UserChunk): Promise<void> {
     let at = 0;
     for (let i = 0; i < count; i++) {
-      const end = ids.indexOf(0, at);
-      if (end < 0) throw new Error(`user directory: chunk at uid ${firstUid} holds fewer than its ${count} ids`);
-      if (end > at) this.directory.addStoredUtf8(firstUid + i, ids, at, end);
-      at = end + 1;
+      const length = (lengths[2 * i] ?? 0) | ((lengths[2 * i + 1] ?? 0) << 8);
+      if (length > 0) this.directory.addStoredUtf8(firstUid + i, ids, at, at + length);
+      at += length;
       if ((i & (IDS_PER_CHECK - 1)) === IDS_PER_CHECK - 1 && sliceDue()) await nextSlice();
     }
+    if (at !== ids.length)
+      throw new Error(`user directory: chunk at uid ${firstUid} holds ${ids.length} bytes of ids, its lengths say ${at}`);
   }
 }
 
