@@ -208,23 +208,24 @@ function prechecks(maxIds: number): Record<string, Precheck> {
 function whenLoaded<S extends DescService>(service: S, current: () => ServiceHandlers<S> | undefined): ServiceHandlers<S> {
   const delegating: Record<string, (...args: unknown[]) => unknown> = {};
   for (const method of service.methods) {
-    delegating[method.localName] = (...args) => {
+    // Fixed parameters, not rest ones: no arguments array per call. No handler takes more than three.
+    delegating[method.localName] = (request, second, third) => {
       const handlers = current() as Record<string, (...args: unknown[]) => unknown> | undefined;
       const handler = handlers?.[method.localName];
       if (handler === undefined) throw new UnavailableError("starting; state is loading");
-      return handler(...args);
+      return handler(request, second, third);
     };
   }
   return delegating as unknown as ServiceHandlers<S>;
 }
 
 function observer(log: Logger, calls: CallStats): CallObserver {
-  return (code, durationNs, ctx, error) => {
+  return (code, durationMs, ctx, error) => {
     calls.record(ctx.method, code);
     if (error !== undefined && isUnexpected(error)) {
       ctx.log.error({ err: error, code: grpc.status[code] }, "call failed unexpectedly");
     } else if (log.isLevelEnabled("debug")) {
-      ctx.log.debug({ code: grpc.status[code], durationMs: Number(durationNs) / 1e6 }, "call finished");
+      ctx.log.debug({ code: grpc.status[code], durationMs }, "call finished");
     }
   };
 }
