@@ -2,10 +2,11 @@
  * Summarises a V8 .cpuprofile (from `SERVICE_NODE_ARGS="--cpu-prof --cpu-prof-dir=DIR"`): self
  * time per function, and the garbage collector's share of busy time.
  *
- *   tsx bench/cpuprofile-summary.ts FILE.cpuprofile [--during NAME] [--top N]
+ *   tsx bench/cpuprofile-summary.ts FILE.cpuprofile [--during NAME] [--top N] [--inclusive A,B]
  *
  * With --during, only samples from the first to the last one whose stack holds a function named
  * NAME count (e.g. `--during checkMembership`: the check scenario's CheckMembership runs).
+ * --inclusive lists the total time of samples with each named function on their stack.
  */
 import { readFile } from "node:fs/promises";
 import { parseArgs } from "node:util";
@@ -25,7 +26,7 @@ interface Profile {
 async function main(): Promise<void> {
   const { values, positionals } = parseArgs({
     allowPositionals: true,
-    options: { during: { type: "string" }, top: { type: "string", default: "25" } },
+    options: { during: { type: "string" }, top: { type: "string", default: "25" }, inclusive: { type: "string", default: "" } },
   });
   const file = positionals[0];
   if (file === undefined) throw new Error("usage: cpuprofile-summary FILE.cpuprofile [--during NAME] [--top N]");
@@ -35,6 +36,11 @@ async function main(): Promise<void> {
   for (const node of profile.nodes) for (const child of node.children ?? []) parent.set(child, node.id);
   // Each sample's duration is the delta to the next sample (the last has none to go by).
   const times = profile.samples.map((_, i) => profile.timeDeltas[i + 1] ?? 0);
+  const holds = (id: number, name: string): boolean => {
+    for (let at: number | undefined = id; at !== undefined; at = parent.get(at))
+      if (byId.get(at)?.callFrame.functionName === name) return true;
+    return false;
+  };
   let [from, to] = [0, profile.samples.length];
   if (values.during !== undefined) {
     const name = values.during;
@@ -66,6 +72,11 @@ async function main(): Promise<void> {
   process.stdout.write(
     `window ${ms(total)} ms, busy ${ms(busy)} ms (${((100 * busy) / total).toFixed(1)}%), GC ${ms(gc)} ms = ${((100 * gc) / busy).toFixed(1)}% of busy\n`,
   );
+  for (const name of values.inclusive.split(",").filter((n) => n !== "")) {
+    let us = 0;
+    for (let i = from; i < to; i++) if (holds(profile.samples[i] ?? -1, name)) us += times[i] ?? 0;
+    process.stdout.write(`inclusive ${name}: ${ms(us)} ms = ${((100 * us) / busy).toFixed(1)}% of busy\n`);
+  }
   const ranked = [...self].filter(([key]) => key !== "(idle)").sort((a, b) => b[1] - a[1]);
   for (const [key, us] of ranked.slice(0, Number(values.top)))
     process.stdout.write(`${((100 * us) / busy).toFixed(1).padStart(5)}%  ${ms(us).padStart(8)} ms  ${key}\n`);

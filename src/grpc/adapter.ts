@@ -46,7 +46,7 @@ export interface CallContext {
 type Unary<I extends DescMessage, O extends DescMessage> = (
   request: MessageShape<I>,
   ctx: CallContext,
-) => Promise<MessageInitShape<O>> | MessageInitShape<O>;
+) => Promise<MessageInitShape<O> | EncodedMessage> | MessageInitShape<O> | EncodedMessage;
 /**
  * A response a handler encoded itself (a hot path that knows a faster way than protobuf-es):
  * the serializer sends its bytes as they are.

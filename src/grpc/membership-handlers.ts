@@ -11,6 +11,7 @@ import type { ReplicaReads } from "../service/replica-reads.js";
 import type { ServiceHandlers } from "./adapter.js";
 import { encodeAudienceBatch } from "./audience-encoding.js";
 import { BatchCheckBytes } from "./batch-check-decoding.js";
+import { encodeCheckResponse } from "./check-encoding.js";
 
 /** What the MembershipService handlers call. */
 export interface MembershipHandlerDeps {
@@ -30,7 +31,7 @@ export function membershipHandlers({
   watcher,
 }: MembershipHandlerDeps): ServiceHandlers<typeof MembershipServiceDesc> {
   return {
-    checkMembership: (req) => ({ results: membership.checkMembership(req.userId, req.segmentIds).map(result) }),
+    checkMembership: (req) => encodeCheckResponse(membership.checkMembership(req.userId, req.segmentIds)),
     batchCheckMembership: (req) => {
       const answer =
         req instanceof BatchCheckBytes
