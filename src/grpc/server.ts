@@ -26,6 +26,7 @@ import { MAX_SEGMENTS_PER_CHECK, USER_ID_MAX_BYTES } from "../service/validation
 import { addService, type CallObserver, type ServiceHandlers } from "./adapter.js";
 import { decodeBatchCheck } from "./batch-check-decoding.js";
 import { CallStats } from "./call-stats.js";
+import { decodeCheckRequest } from "./check-decoding.js";
 import { HealthState } from "./health.js";
 import { membershipHandlers } from "./membership-handlers.js";
 import { addReflection } from "./reflection.js";
@@ -95,8 +96,12 @@ export class GrpcServer {
       observe: observer(deps.log, this.calls),
       streams: deps.streams,
       prechecks: prechecks(deps.maxIdsPerCall),
-      // The batch path's ids stay UTF-8 from the wire to the directory lookup (no string per id).
-      decoders: { [`${MembershipServiceDesc.typeName}/BatchCheckMembership`]: decodeBatchCheck },
+      decoders: {
+        // The batch path's ids stay UTF-8 from the wire to the directory lookup (no string per id).
+        [`${MembershipServiceDesc.typeName}/BatchCheckMembership`]: decodeBatchCheck,
+        // The single check skips protobuf-es's reader for the plain ASCII request.
+        [`${MembershipServiceDesc.typeName}/CheckMembership`]: decodeCheckRequest,
+      },
     };
     addService(
       this.server,
