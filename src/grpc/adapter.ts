@@ -133,8 +133,8 @@ function serializer(schema: DescMessage): (message: unknown) => Buffer {
   return (message) => {
     const bytes =
       message instanceof EncodedMessage ? message.bytes : toBinary(schema, create(schema, message as MessageInitShape<DescMessage>));
-    // grpc-js wants a Buffer; wrap the encoded bytes without copying them.
-    return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    // grpc-js wants a Buffer; wrap the encoded bytes without copying them (hand encoders already write one).
+    return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   };
 }
 
