@@ -1,7 +1,9 @@
 /**
  * One load-generating process: runs `concurrency` closed loops against one target for a fixed
  * time, recording each call's latency (µs) in an HDR histogram, and reports to its parent.
- * Started by load.ts with fork(); the target and sizes come as the first IPC message.
+ * Started by load.ts with fork(); the target and sizes come as the first IPC message. Once
+ * connected it says "ready" and waits for "go", so every worker of a run starts its clock
+ * together and the parent knows when the measured window opens and closes.
  */
 
 import { encodeIntoCompressedBase64 } from "hdr-histogram-js";
@@ -135,6 +137,10 @@ async function run(job: WorkerJob): Promise<WorkerReport> {
   // One call before the clock starts, so connecting is never inside a short run's measured window
   // (its failure, if any, shows up again in the measured calls).
   await call().catch(() => undefined);
+  await new Promise<void>((resolve) => {
+    process.once("message", () => resolve());
+    process.send?.("ready");
+  });
   const histogram = latencyHistogram();
   const errors: Record<string, number> = {};
   const measureFrom = performance.now() + job.warmupMs;

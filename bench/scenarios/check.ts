@@ -1,42 +1,72 @@
 /**
  * check: unary CheckMembership on the dense segment, against the transport floor (a no-op
- * health check on our server), Redis SISMEMBER and a Postgres primary-key lookup. Latency at
- * one call in flight; throughput with every worker's loops busy.
+ * health check on our server), a bare grpc-js server with a no-op handler (floor-bare), Redis
+ * SISMEMBER and a Postgres primary-key lookup. Latency at one call in flight; throughput, and
+ * the gRPC servers' CPU time per call, with every worker's loops busy.
  */
+import { startBareServer } from "../lib/bare-grpc-server.js";
 import type { BenchContext } from "../lib/context.js";
-import { runLoad } from "../lib/load.js";
+import { type LoadResult, runLoad } from "../lib/load.js";
 import type { Target } from "../lib/load-worker.js";
 import type { Row } from "../lib/report.js";
 
 /** Runs the check scenario. */
 export async function check(ctx: BenchContext, log: (line: string) => void): Promise<Row[]> {
-  const { options } = ctx;
   const dense = ctx.segments.find((s) => s.spec.key === "dense");
   if (dense === undefined) throw new Error("the dense segment was not loaded");
-  const targets: [string, Target | string][] = [
-    ["ours", { kind: "grpc-check", address: ctx.service.address, segmentId: dense.id }],
-    ["gRPC floor (no-op health check)", { kind: "grpc-noop", address: ctx.service.address }],
-    ["Redis SISMEMBER", ctx.redis === undefined ? "skipped" : { kind: "redis-sismember", url: ctx.redis.url, key: ctx.redis.key("dense") }],
+  const bare = await startBareServer();
+  try {
+    return await measure(ctx, dense.id, dense.number, bare, log);
+  } finally {
+    await bare.stop();
+  }
+}
+
+/** Throughput runs per gRPC server for its CPU per call. */
+const CPU_ROUNDS = 3;
+
+/** The baseline name of the bare grpc-js server. */
+export const FLOOR_BARE = "floor-bare: bare grpc-js, no-op handler";
+
+async function measure(
+  ctx: BenchContext,
+  denseId: string,
+  denseNumber: number,
+  bare: { address: string; pid: number },
+  log: (line: string) => void,
+): Promise<Row[]> {
+  const { options } = ctx;
+  const servicePid = ctx.service.child.pid;
+  // [name, target, pid of the server whose CPU the throughput run measures]
+  const targets: [string, Target | string, number | undefined][] = [
+    ["ours", { kind: "grpc-check", address: ctx.service.address, segmentId: denseId }, servicePid],
+    ["gRPC floor (no-op health check)", { kind: "grpc-noop", address: ctx.service.address }, servicePid],
+    // The same client and call as the health-check floor, so only the server differs.
+    [FLOOR_BARE, { kind: "grpc-noop", address: bare.address }, bare.pid],
+    [
+      "Redis SISMEMBER",
+      ctx.redis === undefined ? "skipped" : { kind: "redis-sismember", url: ctx.redis.url, key: ctx.redis.key("dense") },
+      undefined,
+    ],
     [
       "Postgres PK lookup",
       ctx.postgres === undefined
         ? "skipped"
-        : { kind: "pg-point", url: ctx.postgres.url, table: ctx.postgres.table, segmentId: dense.number },
+        : { kind: "pg-point", url: ctx.postgres.url, table: ctx.postgres.table, segmentId: denseNumber },
+      undefined,
     ],
   ];
+  const measuredCpu = new Set(targets.filter(([, , pid]) => pid !== undefined).map(([name]) => name));
   const shape = { durationMs: options.durationMs, users: options.users, seed: options.seed };
-  const results = new Map<
-    string,
-    { latency: Awaited<ReturnType<typeof runLoad>>; throughput: Awaited<ReturnType<typeof runLoad>> } | undefined
-  >();
-  for (const [name, target] of targets) {
+  const results = new Map<string, { latency: LoadResult; throughput: LoadResult; cpuUs: number[] } | undefined>();
+  for (const [name, target, serverPid] of targets) {
     if (typeof target === "string") {
       results.set(name, undefined);
       continue;
     }
     log(`check: ${name}`);
     const latency = await runLoad(target, { ...shape, workers: 1, concurrency: 1 });
-    const throughput = await runLoad(target, { ...shape, workers: options.workers, concurrency: options.concurrency });
+    const throughput = await runLoad(target, { ...shape, workers: options.workers, concurrency: options.concurrency, serverPid });
     for (const [mode, result] of [
       ["latency", latency],
       ["throughput", throughput],
@@ -44,32 +74,57 @@ export async function check(ctx: BenchContext, log: (line: string) => void): Pro
       const failed = Object.entries(result.errors);
       if (failed.length > 0) log(`  ${name} ${mode}: errors by code ${JSON.stringify(result.errors)}`);
     }
-    results.set(name, { latency, throughput });
+    results.set(name, { latency, throughput, cpuUs: [] });
+  }
+  // Server CPU per call moves with the machine's other load from one run to the next, so each
+  // gRPC server's is the median of CPU_ROUNDS throughput runs taken in turn (the first above).
+  for (let round = 0; round < CPU_ROUNDS; round++) {
+    for (const [name, target, serverPid] of targets) {
+      const result = results.get(name);
+      if (serverPid === undefined || typeof target === "string" || result === undefined) continue;
+      const again =
+        round === 0
+          ? result.throughput
+          : await runLoad(target, { ...shape, workers: options.workers, concurrency: options.concurrency, serverPid });
+      if (again.serverCpuUsPerCall === undefined) continue;
+      result.cpuUs.push(again.serverCpuUsPerCall);
+      log(`check: ${name} server CPU ${again.serverCpuUsPerCall.toFixed(1)} µs per call at ${Math.round(again.callsPerSecond)} calls/s`);
+    }
   }
   const ours = results.get("ours");
   if (ours === undefined) throw new Error("our own check did not run");
   const inFlight = `${options.workers}×${options.concurrency} in flight`;
-  const figures: [string, string, Row["better"], (r: NonNullable<typeof ours>) => number][] = [
+  const figures: [string, string, Row["better"], (r: NonNullable<typeof ours>) => number | undefined][] = [
     ["p50 latency, 1 in flight", "µs", "lower", (r) => r.latency.p50Us],
     ["p99 latency, 1 in flight", "µs", "lower", (r) => r.latency.p99Us],
     ["p99.9 latency, 1 in flight", "µs", "lower", (r) => r.latency.p999Us],
     [`calls/s, ${inFlight}`, "calls/s", "higher", (r) => r.throughput.callsPerSecond],
     [`p99 latency, ${inFlight}`, "µs", "lower", (r) => r.throughput.p99Us],
+    // Only the gRPC servers are measured: the figure is what our server adds to grpc-js per call.
+    [`server CPU per call, ${inFlight} (median of ${CPU_ROUNDS})`, "µs", "lower", (r) => median(r.cpuUs)],
   ];
   const rows: Row[] = [];
   for (const [figure, unit, better, value] of figures) {
+    const own = value(ours);
+    if (own === undefined) continue;
     for (const [name, result] of results) {
       if (name === "ours") continue;
+      if (figure.startsWith("server CPU") && !measuredCpu.has(name)) continue;
       rows.push({
         scenario: "check",
         figure,
         unit,
         better,
-        ours: value(ours),
+        ours: own,
         baseline: name,
         baselineValue: result === undefined ? undefined : value(result),
       });
     }
   }
   return rows;
+}
+
+function median(values: number[]): number | undefined {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted.length === 0 ? undefined : sorted[Math.floor(sorted.length / 2)];
 }

@@ -46,7 +46,7 @@ export interface CallContext {
 type Unary<I extends DescMessage, O extends DescMessage> = (
   request: MessageShape<I>,
   ctx: CallContext,
-) => Promise<MessageInitShape<O>> | MessageInitShape<O>;
+) => Promise<MessageInitShape<O> | EncodedMessage> | MessageInitShape<O> | EncodedMessage;
 /**
  * A response a handler encoded itself (a hot path that knows a faster way than protobuf-es):
  * the serializer sends its bytes as they are.
@@ -78,7 +78,7 @@ export type MethodHandler<M> = M extends { methodKind: "unary"; input: infer I e
 export type ServiceHandlers<S> = S extends GenService<infer R extends GenServiceMethods> ? { [K in keyof R]: MethodHandler<R[K]> } : never;
 
 /** Called once per finished call: for logs and metrics. */
-export type CallObserver = (code: grpc.status, durationNs: bigint, ctx: CallContext, error?: unknown) => void;
+export type CallObserver = (code: grpc.status, durationMs: number, ctx: CallContext, error?: unknown) => void;
 
 /** Options shared by every service served through the adapter. */
 export interface AdapterOptions {
@@ -133,8 +133,8 @@ function serializer(schema: DescMessage): (message: unknown) => Buffer {
   return (message) => {
     const bytes =
       message instanceof EncodedMessage ? message.bytes : toBinary(schema, create(schema, message as MessageInitShape<DescMessage>));
-    // grpc-js wants a Buffer; wrap the encoded bytes without copying them.
-    return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    // grpc-js wants a Buffer; wrap the encoded bytes without copying them (hand encoders already write one).
+    return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   };
 }
 
@@ -143,41 +143,55 @@ type AnyCall =
   | grpc.ServerReadableStream<unknown, unknown>
   | grpc.ServerWritableStream<unknown, unknown>;
 
-/** A call's context, and `dispose` to stop its deadline timer once the call is answered. */
-function context(method: DescMethod, call: AnyCall, baseLog: Logger): { ctx: CallContext; dispose: () => void } {
-  const name = `${method.parent.typeName}/${method.name}`;
-  // Request id, logger and abort signal are built on first use: the hot path needs none of them.
-  let requestId: string | undefined;
-  let log: Logger | undefined;
-  let signal: AbortSignal | undefined;
-  let timer: NodeJS.Timeout | undefined;
-  const ctx: CallContext = {
-    method: name,
-    metadata: call.metadata,
-    get requestId() {
-      if (requestId === undefined) {
-        const given = call.metadata.get("x-request-id")[0];
-        requestId = typeof given === "string" && given.length > 0 && given.length <= 128 ? given : randomUUID();
-      }
-      return requestId;
-    },
-    get signal() {
-      if (signal === undefined) {
-        const controller = new AbortController();
-        const cancelled = () => controller.abort(new CancelledError("the client cancelled the call; nothing was applied"));
-        if (call.cancelled) cancelled();
-        else (call as grpc.ServerUnaryCall<unknown, unknown>).on("cancelled", cancelled);
-        timer = deadlineTimer(call, controller);
-        signal = controller.signal;
-      }
-      return signal;
-    },
-    get log() {
-      log ??= baseLog.child({ requestId: this.requestId, method: name });
-      return log;
-    },
-  };
-  return { ctx, dispose: () => clearTimeout(timer) };
+/**
+ * A call's context. Request id, logger and abort signal are built on first use, and the getters
+ * live on the prototype: a call that needs none of them (the hot path) costs one small object.
+ */
+class Context implements CallContext {
+  private id: string | undefined;
+  private logger: Logger | undefined;
+  private aborts: AbortSignal | undefined;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    readonly method: string,
+    private readonly call: AnyCall,
+    private readonly baseLog: Logger,
+  ) {}
+
+  get metadata(): grpc.Metadata {
+    return this.call.metadata;
+  }
+
+  get requestId(): string {
+    if (this.id === undefined) {
+      const given = this.call.metadata.get("x-request-id")[0];
+      this.id = typeof given === "string" && given.length > 0 && given.length <= 128 ? given : randomUUID();
+    }
+    return this.id;
+  }
+
+  get signal(): AbortSignal {
+    if (this.aborts === undefined) {
+      const controller = new AbortController();
+      const cancelled = () => controller.abort(new CancelledError("the client cancelled the call; nothing was applied"));
+      if (this.call.cancelled) cancelled();
+      else (this.call as grpc.ServerUnaryCall<unknown, unknown>).on("cancelled", cancelled);
+      this.timer = deadlineTimer(this.call, controller);
+      this.aborts = controller.signal;
+    }
+    return this.aborts;
+  }
+
+  get log(): Logger {
+    this.logger ??= this.baseLog.child({ requestId: this.requestId, method: this.method });
+    return this.logger;
+  }
+
+  /** Stops the deadline timer, if the signal started one, once the call is answered. */
+  dispose(): void {
+    if (this.timer !== undefined) clearTimeout(this.timer);
+  }
 }
 
 /** Aborts `controller` DEADLINE_MARGIN_MS before the call's deadline, if it has one. */
@@ -198,56 +212,73 @@ function deadlineTimer(call: AnyCall, controller: AbortController): NodeJS.Timeo
 }
 
 function wrap(method: DescMethod, handler: (...args: never[]) => unknown, options: AdapterOptions): grpc.UntypedHandleCall {
-  const finish = (ctx: CallContext, started: bigint, error?: unknown): Partial<grpc.StatusObject> | undefined => {
+  // Built once per method: the metrics key, and what every call of it shares.
+  const name = `${method.parent.typeName}/${method.name}`;
+  const { log, observe } = options;
+  const finish = (ctx: Context, started: number, error?: unknown): Partial<grpc.StatusObject> | undefined => {
+    ctx.dispose();
     const status = error === undefined ? undefined : toStatus(error, ctx.requestId);
-    options.observe(status?.code ?? grpc.status.OK, process.hrtime.bigint() - started, ctx, error);
+    observe(status?.code ?? grpc.status.OK, performance.now() - started, ctx, error);
     return status;
   };
-  const call = handler as (...args: unknown[]) => Promise<unknown>;
-  // Unary and client-streaming calls both end in one response through grpc-js's callback.
-  const respond = (served: AnyCall, input: (ctx: CallContext) => unknown, callback: grpc.sendUnaryData<unknown>) => {
-    const started = process.hrtime.bigint();
-    const { ctx, dispose } = context(method, served, options.log);
-    settle(() => call(input(ctx), ctx)).then(
-      (response) => {
-        dispose();
-        finish(ctx, started);
-        callback(null, response);
-      },
-      (error: unknown) => {
-        dispose();
-        callback(finish(ctx, started, error) as grpc.ServerErrorResponse);
-      },
-    );
-  };
+  const call = handler as (...args: unknown[]) => unknown;
   switch (method.methodKind) {
     case "unary":
-      return (unary: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) =>
-        respond(unary, () => accepted(unary.request), callback);
+      // No promise unless the handler returns one: the membership reads answer synchronously.
+      return (unary: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
+        const started = performance.now();
+        const ctx = new Context(name, unary, log);
+        let response: unknown;
+        try {
+          response = call(accepted(unary.request), ctx);
+        } catch (error: unknown) {
+          callback(finish(ctx, started, error) as grpc.ServerErrorResponse);
+          return;
+        }
+        if (!isPromiseLike(response)) {
+          finish(ctx, started);
+          callback(null, response);
+          return;
+        }
+        response.then(
+          (settled) => {
+            finish(ctx, started);
+            callback(null, settled);
+          },
+          (error: unknown) => callback(finish(ctx, started, error) as grpc.ServerErrorResponse),
+        );
+      };
     case "client_streaming":
       return (stream: grpc.ServerReadableStream<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
         const startedAt = performance.now();
-        respond(stream, (ctx) => readStream(stream, ctx.signal, options.streams, startedAt), callback);
+        const ctx = new Context(name, stream, log);
+        settle(() => call(readStream(stream, ctx.signal, options.streams, startedAt), ctx)).then(
+          (response) => {
+            finish(ctx, startedAt);
+            callback(null, response);
+          },
+          (error: unknown) => callback(finish(ctx, startedAt, error) as grpc.ServerErrorResponse),
+        );
       };
     case "server_streaming":
       return (stream: grpc.ServerWritableStream<unknown, unknown>) => {
-        const started = process.hrtime.bigint();
-        const { ctx, dispose } = context(method, stream, options.log);
+        const started = performance.now();
+        const ctx = new Context(name, stream, log);
         settle(() => call(accepted(stream.request), sender(stream, ctx.signal, options.streams.idleMs), ctx)).then(
           () => {
-            dispose();
             finish(ctx, started);
             stream.end();
           },
-          (error: unknown) => {
-            dispose();
-            stream.emit("error", finish(ctx, started, error));
-          },
+          (error: unknown) => stream.emit("error", finish(ctx, started, error)),
         );
       };
     default:
       throw new Error(`${method.methodKind} methods are not supported (${method.parent.typeName}.${method.name})`);
   }
+}
+
+function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
+  return typeof (value as PromiseLike<unknown> | undefined)?.then === "function";
 }
 
 /** The decoded request, or the reason it was refused (thrown, so the call answers with it). */

@@ -10,6 +10,7 @@ import type { MembershipAnswer, MembershipService } from "../service/membership-
 import type { ReplicaReads } from "../service/replica-reads.js";
 import type { ServiceHandlers } from "./adapter.js";
 import { encodeAudienceBatch } from "./audience-encoding.js";
+import { encodeCheckResponse } from "./check-encoding.js";
 import { IdListBytes } from "./id-list-decoding.js";
 
 /** What the MembershipService handlers call. */
@@ -30,7 +31,7 @@ export function membershipHandlers({
   watcher,
 }: MembershipHandlerDeps): ServiceHandlers<typeof MembershipServiceDesc> {
   return {
-    checkMembership: (req) => ({ results: membership.checkMembership(req.userId, req.segmentIds).map(result) }),
+    checkMembership: (req) => encodeCheckResponse(membership.checkMembership(req.userId, req.segmentIds)),
     batchCheckMembership: (req) => {
       const answer =
         req instanceof IdListBytes

@@ -25,6 +25,7 @@ import type { SegmentState } from "../service/segment-state.js";
 import { MAX_SEGMENTS_PER_CHECK, USER_ID_MAX_BYTES } from "../service/validation.js";
 import { addService, type CallObserver, type ServiceHandlers } from "./adapter.js";
 import { CallStats } from "./call-stats.js";
+import { decodeCheckRequest } from "./check-decoding.js";
 import { HealthState } from "./health.js";
 import { decodeImportMembers, idListDecoder } from "./id-list-decoding.js";
 import { membershipHandlers } from "./membership-handlers.js";
@@ -101,6 +102,8 @@ export class GrpcServer {
         [`${SegmentServiceDesc.typeName}/AddMembers`]: idListDecoder("segments.v1.AddMembersRequest"),
         [`${SegmentServiceDesc.typeName}/RemoveMembers`]: idListDecoder("segments.v1.RemoveMembersRequest"),
         [`${SegmentServiceDesc.typeName}/ImportMembers`]: decodeImportMembers,
+        // The single check skips protobuf-es's reader for the plain ASCII request.
+        [`${MembershipServiceDesc.typeName}/CheckMembership`]: decodeCheckRequest,
       },
     };
     addService(
@@ -213,23 +216,24 @@ function prechecks(maxIds: number): Record<string, Precheck> {
 function whenLoaded<S extends DescService>(service: S, current: () => ServiceHandlers<S> | undefined): ServiceHandlers<S> {
   const delegating: Record<string, (...args: unknown[]) => unknown> = {};
   for (const method of service.methods) {
-    delegating[method.localName] = (...args) => {
+    // Fixed parameters, not rest ones: no arguments array per call. No handler takes more than three.
+    delegating[method.localName] = (request, second, third) => {
       const handlers = current() as Record<string, (...args: unknown[]) => unknown> | undefined;
       const handler = handlers?.[method.localName];
       if (handler === undefined) throw new UnavailableError("starting; state is loading");
-      return handler(...args);
+      return handler(request, second, third);
     };
   }
   return delegating as unknown as ServiceHandlers<S>;
 }
 
 function observer(log: Logger, calls: CallStats): CallObserver {
-  return (code, durationNs, ctx, error) => {
+  return (code, durationMs, ctx, error) => {
     calls.record(ctx.method, code);
     if (error !== undefined && isUnexpected(error)) {
       ctx.log.error({ err: error, code: grpc.status[code] }, "call failed unexpectedly");
     } else if (log.isLevelEnabled("debug")) {
-      ctx.log.debug({ code: grpc.status[code], durationMs: Number(durationNs) / 1e6 }, "call finished");
+      ctx.log.debug({ code: grpc.status[code], durationMs }, "call finished");
     }
   };
 }

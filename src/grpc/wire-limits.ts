@@ -38,25 +38,24 @@ export function entryLimit(fields: CountedFields, limit: number, field: string, 
     let pos = 0;
     while (pos < bytes.length) {
       const tag = readVarint(bytes, pos);
-      if (tag === undefined) return;
-      pos = tag.next;
-      const fieldNo = Math.floor(tag.value / 8);
-      const wireType = tag.value % 8;
+      if (tag < 0) return;
+      pos = varintNext;
+      const fieldNo = Math.floor(tag / 8);
+      const wireType = tag % 8;
       if (wireType === LENGTH_DELIMITED) {
         const length = readVarint(bytes, pos);
-        if (length === undefined) return;
-        const start = length.next;
-        pos = start + length.value;
+        if (length < 0) return;
+        const start = varintNext;
+        pos = start + length;
         const cap = longest[fieldNo];
-        if (cap !== undefined && length.value > cap.bytes) {
-          throw new InvalidArgumentError(cap.name, `an entry of ${length.value} bytes is over the limit of ${cap.bytes} bytes`);
+        if (cap !== undefined && length > cap.bytes) {
+          throw new InvalidArgumentError(cap.name, `an entry of ${length} bytes is over the limit of ${cap.bytes} bytes`);
         }
         if (repeated.has(fieldNo)) entries++;
         else if (lines.has(fieldNo)) entries += countLines(bytes, start, Math.min(pos, bytes.length), limit - entries + 1);
       } else if (wireType === VARINT) {
-        const value = readVarint(bytes, pos);
-        if (value === undefined) return;
-        pos = value.next;
+        if (readVarint(bytes, pos) < 0) return;
+        pos = varintNext;
       } else if (wireType === FIXED64) pos += 8;
       else if (wireType === FIXED32) pos += 4;
       else return;
@@ -92,15 +91,21 @@ function countLines(bytes: Uint8Array, start: number, end: number, stop: number)
   return count;
 }
 
-/** A base-128 varint at `pos` (up to 2^53), or undefined when truncated or too long. */
-function readVarint(bytes: Uint8Array, pos: number): { value: number; next: number } | undefined {
+/** Where the varint `readVarint` read last ends: a variable, not a returned object, so a precheck allocates nothing. */
+let varintNext = 0;
+
+/** A base-128 varint at `pos` (up to 2^53), or -1 when truncated or too long; sets varintNext. */
+function readVarint(bytes: Uint8Array, pos: number): number {
   let value = 0;
   let scale = 1;
   for (let i = pos; i < bytes.length && i < pos + 10; i++) {
     const byte = bytes[i] as number;
     value += (byte & 0x7f) * scale;
-    if (byte < 0x80) return { value, next: i + 1 };
+    if (byte < 0x80) {
+      varintNext = i + 1;
+      return value;
+    }
     scale *= 128;
   }
-  return undefined;
+  return -1;
 }

@@ -93,6 +93,7 @@ describe("npm run bench", () => {
         "Postgres COPY",
         "Postgres COPY of the (uid, external id) rows into an index-free table",
         "gRPC floor (no-op health check)",
+        "floor-bare: bare grpc-js, no-op handler",
         "Redis SISMEMBER",
         "Postgres PK lookup",
         "Redis used_memory growth",
@@ -124,6 +125,9 @@ describe("npm run bench", () => {
       expect(row.ours, `${row.scenario} ${row.figure}`).toBeGreaterThan(least);
       expect(row.baselineValue, `${row.scenario} ${row.figure} vs ${row.baseline}`).toBeGreaterThan(least);
     }
+    // Server CPU per call is measured for the gRPC servers only: ours against our health check and the bare grpc-js server.
+    const cpu = result.rows.filter((r) => r.figure.startsWith("server CPU per call"));
+    expect(cpu.map((r) => r.baseline).sort()).toEqual(["floor-bare: bare grpc-js, no-op handler", "gRPC floor (no-op health check)"]);
     expect(result.dataset).toMatchObject({ users: 3000 });
     expect(stdout).toContain("| check | p50 latency, 1 in flight |");
   });
