@@ -25,9 +25,13 @@ export interface ServiceProcess {
   metrics(): Promise<Map<string, number>>;
 }
 
-/** How to run the entry point: the compiled build (bench) or the TypeScript source (tests). */
+/**
+ * How to run the entry point: the compiled build (bench) or the TypeScript source (tests).
+ * SERVICE_ENTRY names another compiled entry for the bench, to compare two builds in one sitting
+ * (e.g. an earlier commit's dist/, copied outside the repo with a node_modules link beside it).
+ */
 export const ENTRY = {
-  dist: ["dist/main.js"],
+  dist: [process.env.SERVICE_ENTRY ?? "dist/main.js"],
   source: ["--import", "tsx", "src/main.ts"],
 } as const;
 
