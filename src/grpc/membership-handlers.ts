@@ -1,6 +1,7 @@
 /** MembershipService over gRPC: the hot path, kept to decode → lookup → encode. */
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { AudienceService, SegmentVersionRead } from "../audience/audience-service.js";
+import { noteForeground } from "../control/time-slice.js";
 import { InvalidArgumentError } from "../errors.js";
 import type { DeltaFormat as FeedFormat, WatchMessage } from "../feed/delta-messages.js";
 import type { MembershipWatcher } from "../feed/watch.js";
@@ -31,8 +32,12 @@ export function membershipHandlers({
   watcher,
 }: MembershipHandlerDeps): ServiceHandlers<typeof MembershipServiceDesc> {
   return {
-    checkMembership: (req) => encodeCheckResponse(membership.checkMembership(req.userId, req.segmentIds)),
+    checkMembership: (req) => {
+      noteForeground();
+      return encodeCheckResponse(membership.checkMembership(req.userId, req.segmentIds));
+    },
     batchCheckMembership: (req) => {
+      noteForeground();
       const answer =
         req instanceof IdListBytes
           ? membership.batchCheckMembershipUtf8(req.segmentId, req.ids)
