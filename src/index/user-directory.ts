@@ -210,19 +210,7 @@ export class UserDirectory {
   }
 
   /**
-   * add() for the id whose UTF-8 bytes are `bytes[start, end)`, making no string: how the
-   * directory is loaded from the store's packed chunks. The bytes must be valid UTF-8.
-   */
-  addUtf8(uid: number, bytes: Uint8Array, start: number, end: number): void {
-    const length = end - start;
-    if (length <= 0 || length > MAX_ID_BYTES) throw new RangeError(`user directory: uid ${uid}'s id is ${length} bytes, not 1–256`);
-    this.scratch.set(bytes.subarray(start, end));
-    this.scratchLength = length;
-    this.insertScratch(uid, murmur3(this.words, length));
-  }
-
-  /**
-   * addUtf8 for an id this directory cannot hold under another uid — one read from the store,
+   * add() for the id `bytes[start, end)` (valid UTF-8, no string made), read from the store,
    * where each id has exactly one uid: a uid already assigned is skipped (it names this id), and
    * the slot is the first empty one, found without comparing ids. How start-up and catch-up enter
    * millions of users: comparing every occupied slot on the way costs a cache miss each.

@@ -129,11 +129,14 @@ export class MemberService {
       id,
       KINDS.add,
       async (_segment, current, tx) => {
-        const { uids, pending } = this.resolveKnown(userIds);
+        const { uids, pending } = await this.resolveKnown(userIds);
         // New users get their uid in the same transaction as the change that first names them.
         const registered = await this.deps.users.register(tx, [pending]);
-        for (const uid of registered.uids[0] ?? []) uids.push(uid);
-        const requested = bitmapOf(Uint32Array.from(uids));
+        const newUids = registered.uids[0] ?? new Uint32Array(0);
+        const all = new Uint32Array(uids.length + newUids.length);
+        all.set(uids);
+        all.set(newUids, uids.length);
+        const requested = bitmapOf(all);
         return { requested: requested.size, delta: addDelta(current, requested), created: registered.created };
       },
       signal,
@@ -147,8 +150,8 @@ export class MemberService {
       id,
       KINDS.remove,
       async (_segment, current) => {
-        const { uids, pending } = this.resolveKnown(userIds);
-        const requested = bitmapOf(Uint32Array.from(uids));
+        const { uids, pending } = await this.resolveKnown(userIds);
+        const requested = bitmapOf(uids);
         return { requested: requested.size + pending.size, delta: removeDelta(current, requested) };
       },
       signal,
@@ -280,7 +283,7 @@ export class MemberService {
     return uids.subarray(0, known);
   }
 
-  /** resolveKnown, sliced: for the large id lists of imports. */
+  /** Looks up ids given as strings: returns the known uids and adds the unknown ids to `pending`. */
   private async resolveSliced(ids: readonly string[], pending: PendingUsers): Promise<Uint32Array> {
     const { directory } = this.deps.state;
     const uids = new Uint32Array(ids.length);
@@ -365,27 +368,10 @@ export class MemberService {
     else checkUserIds(userIds, this.deps.maxIdsPerCall);
   }
 
-  /** Splits ids into known uids and unknown distinct ids (at most one call's worth: not sliced). */
-  private resolveKnown(userIds: UserIds): { uids: number[]; pending: PendingUsers } {
-    const { directory } = this.deps.state;
-    const uids: number[] = [];
-    const pending = new PendingUsers(directory.uidBound, userIds.length);
-    if (userIds instanceof UserIdChunk) {
-      const { bytes, ends } = userIds;
-      const found = new Uint32Array(ends.length);
-      directory.lookupManyUtf8(bytes, ends, 0, ends.length, found);
-      for (let i = 0; i < ends.length; i++) {
-        const uid = found[i] ?? NOT_FOUND;
-        if (uid === NOT_FOUND) pending.addUtf8(bytes, i === 0 ? 0 : (ends[i - 1] ?? 0), ends[i] ?? 0);
-        else uids.push(uid);
-      }
-      return { uids, pending };
-    }
-    for (const userId of userIds) {
-      const uid = directory.lookup(userId);
-      if (uid === undefined) pending.add(userId);
-      else uids.push(uid);
-    }
+  /** Splits one call's ids into known uids and the distinct unknown ones, sliced as gathering is. */
+  private async resolveKnown(userIds: UserIds): Promise<{ uids: Uint32Array; pending: PendingUsers }> {
+    const pending = new PendingUsers(this.deps.state.directory.uidBound, userIds.length);
+    const uids = userIds instanceof UserIdChunk ? await this.resolveChunk(userIds, pending) : await this.resolveSliced(userIds, pending);
     return { uids, pending };
   }
 

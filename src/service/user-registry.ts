@@ -80,11 +80,10 @@ export interface Registered {
 /** The directory's persistence: start-up load, catch-up, and new uids. */
 export class UserRegistry {
   /**
-   * Where chunks are packed before each is copied out. Shared: only the holder of the new-users
-   * lock packs, and a transaction packs once.
+   * Where chunks are packed before each is copied out, made on first use. Shared: only the
+   * holder of the new-users lock packs, and a transaction packs once.
    */
-  private readonly buffer = new Uint8Array(CHUNK_BYTES + MAX_ENTRY);
-  private readonly lengths = new Uint8Array(2 * CHUNK_IDS);
+  private buffers: { ids: Uint8Array; lengths: Uint8Array } | undefined;
 
   constructor(
     private readonly store: UserStore,
@@ -165,8 +164,10 @@ export class UserRegistry {
   /** Gives each pending id still NOT_FOUND in `uids` the next uid from `start`, packing them into chunks to store. */
   private async assign(pending: PendingUsers, uids: Uint32Array, start: number): Promise<{ created: CreatedUsers; chunks: UserChunk[] }> {
     const chunks: UserChunk[] = [];
-    const order: number[] = [];
-    const { buffer, lengths } = this;
+    const order = new Uint32Array(pending.size);
+    let created = 0;
+    this.buffers ??= { ids: new Uint8Array(CHUNK_BYTES + MAX_ENTRY), lengths: new Uint8Array(2 * CHUNK_IDS) };
+    const { ids: buffer, lengths } = this.buffers;
     let fill = 0;
     let first = start;
     let next = start;
@@ -184,12 +185,12 @@ export class UserRegistry {
       lengths[k + 1] = (end - fill) >>> 8;
       fill = end;
       uids[i] = next++;
-      order.push(i);
+      order[created++] = i;
       if (next - first === CHUNK_IDS || fill >= CHUNK_BYTES) flush();
       if ((i & (IDS_PER_CHECK - 1)) === IDS_PER_CHECK - 1 && sliceDue()) await nextSlice();
     }
     flush();
-    return { created: { from: pending, firstUid: start, order: Uint32Array.from(order) }, chunks };
+    return { created: { from: pending, firstUid: start, order: order.subarray(0, created) }, chunks };
   }
 
   /** Enters one chunk's users (a zero length is a uid never assigned). */
@@ -224,7 +225,8 @@ async function uidsIn(merged: PendingUsers, mergedUids: Uint32Array, pending: Pe
   const uids = new Uint32Array(pending.size);
   const scratch = new Uint8Array(MAX_ENTRY);
   for (let i = 0; i < pending.size; i++) {
-    uids[i] = mergedUids[merged.ids.lookupUtf8(scratch, 0, pending.ids.copyId(i, scratch, 0)) ?? 0] ?? NOT_FOUND;
+    const at = merged.ids.lookupUtf8(scratch, 0, pending.ids.copyId(i, scratch, 0));
+    uids[i] = at === undefined ? NOT_FOUND : (mergedUids[at] ?? NOT_FOUND);
     if ((i & (IDS_PER_CHECK - 1)) === IDS_PER_CHECK - 1 && sliceDue()) await nextSlice();
   }
   return uids;

@@ -142,16 +142,18 @@ describe("UserDirectory", () => {
     expect(found).toBe(Math.ceil(20_000 / 3));
   });
 
-  it("adds from UTF-8 bytes exactly as from strings, and interns ids in arrival order", () => {
+  it("enters stored ids from UTF-8 bytes exactly as from strings, and interns ids in arrival order", () => {
     const utf8 = new TextEncoder();
     const bytes = utf8.encode("xx用户-1yyalice");
     const directory = new UserDirectory();
-    directory.addUtf8(4, bytes, 2, 10);
+    directory.addStoredUtf8(4, bytes, 2, 10);
     expect(directory.externalId(4)).toBe("用户-1");
     expect(directory.lookup("用户-1")).toBe(4);
     directory.add(4, "用户-1");
-    expect(() => directory.addUtf8(5, bytes, 2, 10)).toThrow(/conflict/);
-    expect(() => directory.addUtf8(5, bytes, 3, 3)).toThrow(RangeError);
+    // A stored uid entered again (a catch-up overlapping an entry) is skipped, never rewritten.
+    directory.addStoredUtf8(4, bytes, 12, 17);
+    expect(directory.externalId(4)).toBe("用户-1");
+    expect(() => directory.addStoredUtf8(5, bytes, 3, 3)).toThrow(RangeError);
 
     const set = new UserDirectory();
     expect([set.intern(bytes, 12, 17), set.intern(bytes, 2, 10), set.intern(bytes, 12, 17)]).toEqual([0, 1, 0]);
