@@ -8,7 +8,9 @@
  * 1,000,000 existing ids drawn uniformly at random after 100,000 warm-up lookups of other random
  * ids. Every id, added or looked up, is a fresh flat string decoded from UTF-8, as one arrives
  * from the wire: `userId` builds its UUIDs from slices, which a Map would keep alive as keys.
- * Lookup ids are made before the clock starts. The Map is only run where it can hold N.
+ * Lookup ids are made before the clock starts. The Map is only run where it can hold N. Each add
+ * is timed on its own: the longest one is how long a growing structure holds the event loop in one
+ * step (a table doubling), which every membership answer waits behind.
  *
  *   npx tsx bench/directory.ts [--users 10000000,50000000] [--seed 873]
  */
@@ -42,6 +44,8 @@ interface Measurement {
   arrayBuffers: number;
   heapUsed: number;
   lookupsPerS: number;
+  /** The longest single add (ms). */
+  longestAddMs: number;
 }
 
 /** Runs the directory (and, where it fits, the Map) at each size; one row per figure and size. */
@@ -87,6 +91,7 @@ function rowsOf(measurements: Measurement[]): Row[] {
       ),
       row(`bytes per user ${at}: process RSS growth`, "B", "lower", ours.rss / ours.users, perUser(map?.rss)),
       row(`lookups per second ${at}`, "lookups/s", "higher", ours.lookupsPerS, map?.lookupsPerS),
+      row(`longest single add while growing to ${sizeLabel(ours.users)}`, "ms", "lower", ours.longestAddMs, map?.longestAddMs),
     );
   }
   return rows;
@@ -113,7 +118,7 @@ async function measure(structure: Structure, users: number, seed: number): Promi
   await settle();
   const before = process.memoryUsage();
   const started = performance.now();
-  const { lookup, byteSize } = structure === "directory" ? buildDirectory(users, seed) : buildMap(users, seed);
+  const { lookup, byteSize, longestAddMs } = structure === "directory" ? buildDirectory(users, seed) : buildMap(users, seed);
   const buildS = (performance.now() - started) / 1000;
   await settle();
   const after = process.memoryUsage();
@@ -126,6 +131,7 @@ async function measure(structure: Structure, users: number, seed: number): Promi
     arrayBuffers: after.arrayBuffers - before.arrayBuffers,
     heapUsed: after.heapUsed - before.heapUsed,
     lookupsPerS: lookupsPerSecond(lookup, users, seed),
+    longestAddMs,
   };
 }
 
@@ -147,18 +153,31 @@ function wireId(seed: number, n: number): string {
 interface Built {
   lookup: (id: string) => number | undefined;
   byteSize: () => number;
+  longestAddMs: number;
+}
+
+/** Adds users 0 … users − 1 with `add`, timing each add alone; the longest (ms). */
+function addAll(users: number, seed: number, add: (uid: number, id: string) => void): number {
+  let longest = 0;
+  for (let n = 0; n < users; n++) {
+    const id = wireId(seed, n);
+    const started = performance.now();
+    add(n, id);
+    longest = Math.max(longest, performance.now() - started);
+  }
+  return longest;
 }
 
 function buildDirectory(users: number, seed: number): Built {
   const directory = new UserDirectory();
-  for (let n = 0; n < users; n++) directory.add(n, wireId(seed, n));
-  return { lookup: (id) => directory.lookup(id), byteSize: () => directory.byteSize() };
+  const longestAddMs = addAll(users, seed, (uid, id) => directory.add(uid, id));
+  return { lookup: (id) => directory.lookup(id), byteSize: () => directory.byteSize(), longestAddMs };
 }
 
 function buildMap(users: number, seed: number): Built {
   const map = new Map<string, number>();
-  for (let n = 0; n < users; n++) map.set(wireId(seed, n), n);
-  return { lookup: (id) => map.get(id), byteSize: () => 0 };
+  const longestAddMs = addAll(users, seed, (uid, id) => map.set(id, uid));
+  return { lookup: (id) => map.get(id), byteSize: () => 0, longestAddMs };
 }
 
 /** Lookups of random existing users per second; throws if any answer is wrong. */
@@ -187,15 +206,15 @@ function sizeLabel(users: number): string {
 function detailTable(measurements: Measurement[]): string {
   const perUser = (bytes: number, users: number) => (bytes / users).toFixed(1);
   const lines = [
-    "| users | structure | byteSize B/user | arrayBuffers Δ B/user | heapUsed Δ B/user | RSS Δ B/user | lookups/s | build s |",
-    "|---:|---|---:|---:|---:|---:|---:|---:|",
+    "| users | structure | byteSize B/user | arrayBuffers Δ B/user | heapUsed Δ B/user | RSS Δ B/user | lookups/s | build s | longest add ms |",
+    "|---:|---|---:|---:|---:|---:|---:|---:|---:|",
   ];
   for (const m of measurements) {
     const name = m.structure === "map" ? BASELINE : "UserDirectory";
     const held = m.structure === "map" ? "—" : perUser(m.byteSize, m.users);
     lines.push(
       `| ${m.users.toLocaleString("en-US")} | ${name} | ${held} | ${perUser(m.arrayBuffers, m.users)} | ${perUser(m.heapUsed, m.users)} | ` +
-        `${perUser(m.rss, m.users)} | ${Math.round(m.lookupsPerS).toLocaleString("en-US")} | ${m.buildS.toFixed(1)} |`,
+        `${perUser(m.rss, m.users)} | ${Math.round(m.lookupsPerS).toLocaleString("en-US")} | ${m.buildS.toFixed(1)} | ${m.longestAddMs.toFixed(1)} |`,
     );
   }
   return lines.join("\n");

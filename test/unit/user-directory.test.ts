@@ -185,6 +185,33 @@ describe("UserDirectory", () => {
     expect(directory.byteSize()).toBeGreaterThan(count * "external-0".length);
   });
 
+  it("finds every user by every path while a doubling is still moving slots, and refuses conflicts there", () => {
+    // The table rehashes a few slots per add, so right after each doubling most ids are only in the
+    // old table: every add below is followed by a check of all ids added so far.
+    const directory = new UserDirectory({ initialCapacity: 16 });
+    const encoder = new TextEncoder();
+    const ids: string[] = [];
+    for (let i = 0; i < 1_000; i++) {
+      const id = `mover-${i}`;
+      ids.push(id);
+      if (i % 3 === 0) directory.add(i, id);
+      else if (i % 3 === 1) expect(directory.intern(encoder.encode(id), 0, encoder.encode(id).length)).toBe(i);
+      else directory.addStoredUtf8(i, encoder.encode(`xx${id}`), 2, 2 + encoder.encode(id).length);
+      const bytes = encoder.encode(ids.join(""));
+      const ends = new Uint32Array(ids.length);
+      ids.reduce((end, each, k) => (ends[k] = end + each.length), 0);
+      const out = new Uint32Array(ids.length);
+      directory.lookupManyUtf8(bytes, ends, 0, ids.length, out);
+      expect([...out]).toEqual(ids.map((_, k) => k));
+      expect(ids.map((each) => directory.lookup(each))).toEqual(ids.map((_, k) => k));
+      expect(directory.lookup(`mover-${i + 1}`)).toBeUndefined();
+      // The first id sits in the old table right after a doubling: a second uid for it is refused.
+      expect(() => directory.add(10_000 + i, "mover-0")).toThrow(/conflict/);
+      directory.add(0, "mover-0");
+    }
+    expect(directory.size).toBe(1_000);
+  });
+
   it("starts small and reports the bytes it holds", () => {
     const directory = new UserDirectory();
     const empty = directory.byteSize();
