@@ -12,6 +12,7 @@ import { nextSlice, sliceDue } from "../control/time-slice.js";
 import { DomainError, FailedPreconditionError, InvalidArgumentError } from "../errors.js";
 import { QuerySchema } from "../gen/segments/v1/segment_pb.js";
 import { RoaringBitmap32 } from "../index/roaring.js";
+import { UserDirectory } from "../index/user-directory.js";
 import type { EvaluationSummary, QueryDefinition, Segment } from "../model.js";
 import { compileFilter, type EventsSchema, type Plan } from "../query/filter-compiler.js";
 import type { EvaluationRecord, EvaluationStore, EvaluationTriggerName, StoredEvaluation } from "../store/evaluation-store.js";
@@ -374,24 +375,26 @@ const UIDS: SetAlgebra<RoaringBitmap32> = {
 /** The highest uid there can be; stand-ins count down from it, far above any uid the store assigns. */
 const TOP_UID = 2 ** 32 - 2;
 
-/** Preview only: uids standing in for users the directory does not know, and back. */
+/**
+ * Preview only: uids standing in for users the directory does not know, and back. The ids live in
+ * a UserDirectory (stand-in k is "uid" k there): a Map of a million strings rehashed for 100+ ms
+ * in one step as it doubled (fuzz), where the directory's table regrows from stored hashes.
+ */
 class StandIns {
-  private readonly byId = new Map<string, number>();
-  private readonly ids: string[] = [];
+  private readonly ids = new UserDirectory();
 
   /** The stand-in uid of `userId`, made on first sight. */
   uid(userId: string): number {
-    let uid = this.byId.get(userId);
-    if (uid === undefined) {
-      uid = TOP_UID - this.ids.length;
-      this.byId.set(userId, uid);
-      this.ids.push(userId);
+    let k = this.ids.lookup(userId);
+    if (k === undefined) {
+      k = this.ids.size;
+      this.ids.add(k, userId);
     }
-    return uid;
+    return TOP_UID - k;
   }
 
   /** The user a stand-in uid names; undefined for a real uid. */
   id(uid: number): string | undefined {
-    return uid > TOP_UID - this.ids.length ? this.ids[TOP_UID - uid] : undefined;
+    return uid > TOP_UID - this.ids.size ? this.ids.externalId(TOP_UID - uid) : undefined;
   }
 }
