@@ -251,6 +251,50 @@ export class UserDirectory {
   }
 
   /**
+   * addStoredUtf8 for a run of stored ids laid back to back in `bytes` (id i ends at `ends[i]` and
+   * starts where id i − 1 ends; an id of length 0 is a uid never assigned, skipped), id i taking
+   * uid `firstUid + i`, for i in `from … to − 1`. Same result, faster: like lookupManyUtf8 it
+   * hashes 16 ids, then reads their 16 home slots, then places them, so the cache misses of the
+   * reads overlap instead of coming one after another (start-up enters every user this way).
+   */
+  addStoredMany(firstUid: number, bytes: Uint8Array, ends: Uint32Array, from: number, to: number): void {
+    const startOf = (i: number) => (i === 0 ? 0 : (ends[i - 1] ?? 0));
+    if (!LITTLE_ENDIAN) {
+      for (let i = from; i < to; i++) if ((ends[i] ?? 0) > startOf(i)) this.addStoredUtf8(firstUid + i, bytes, startOf(i), ends[i] ?? 0);
+      return;
+    }
+    const { hashes, entries } = this;
+    for (let first = from; first < to; first += GROUP) {
+      const count = Math.min(GROUP, to - first);
+      // Room for the whole group first, so the slots read below are in the table placed into.
+      while (this.count + count > this.limit) this.grow();
+      let skip = 0;
+      for (let k = 0; k < count; k++) {
+        const i = first + k;
+        const uid = firstUid + i;
+        const length = (ends[i] ?? 0) - startOf(i);
+        if (!isUid(uid)) throw new RangeError(`user directory: uid ${uid} is not an integer in [0, 2^32 − 2]`);
+        if (length < 0 || length > MAX_ID_BYTES) throw new RangeError(`user directory: uid ${uid}'s id is ${length} bytes, not 1–256`);
+        // Nothing to enter for a hole, or for a uid already entered (it names this same id).
+        if (length === 0 || this.uids.position(uid) !== 0) skip |= 1 << k;
+        else hashes[k] = murmur3Bytes(bytes, startOf(i), length);
+      }
+      const shift = this.shift;
+      for (let k = 0; k < count; k++) entries[k] = this.slots[(hashes[k] ?? 0) >>> shift] ?? 0;
+      for (let k = 0; k < count; k++) {
+        if ((skip >>> k) & 1) continue;
+        const i = first + k;
+        const uid = firstUid + i;
+        const start = startOf(i);
+        const hash = hashes[k] ?? 0;
+        this.uids.set(uid, hash, this.arena.append(bytes, (ends[i] ?? 0) - start, start));
+        this.place(uid + 1, hash);
+        this.entered(uid);
+      }
+    }
+  }
+
+  /**
    * The uid of the id `bytes[start, end)`, giving it the next uid (`size`) when it has none: for a
    * directory used as a set of distinct ids numbered in arrival order. One probe, where a lookup
    * then an add would take two. Uids must be only ever handed out this way.

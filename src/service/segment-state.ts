@@ -183,13 +183,27 @@ export type LoadProgress = (phase: "directory" | "segments", done: number, total
 const LOAD_CONCURRENCY = 4;
 const PROGRESS_EVERY_MS = 2_000;
 
-/** Rebuilds the in-memory state: directory, then each segment from its snapshot plus newer changes. */
+/**
+ * Rebuilds the in-memory state: the directory, and each segment from its snapshot plus newer
+ * changes. The two are independent (bitmaps hold uids), so they load at once: entering users is
+ * this thread's work, reading and decoding bitmaps mostly the store's and roaring's.
+ */
 export async function loadState(store: SegmentStore, users: UserStore, progress: LoadProgress = () => undefined): Promise<SegmentState> {
   const started = performance.now();
   // Sized up front: growing by doubling re-places every user at each step.
   const state = new SegmentState(await loadPageTokenSecret(store.db), await users.count());
-  await new UserRegistry(users, state.directory).catchUp();
-  progress("directory", state.directory.size, undefined, performance.now() - started);
+  const directory = new UserRegistry(users, state.directory).catchUp().then(() => {
+    progress("directory", state.directory.size, undefined, performance.now() - started);
+  });
+  // Should the segments fail first, the directory's failure must not go unhandled.
+  directory.catch(() => undefined);
+  await loadSegments(store, state, (done, total) => progress("segments", done, total, performance.now() - started));
+  await directory;
+  return state;
+}
+
+/** Loads every segment's bitmap into `state`, a few at a time, reporting every few seconds and at the end. */
+async function loadSegments(store: SegmentStore, state: SegmentState, progress: (done: number, total: number) => void): Promise<void> {
   const segments = await store.loadSegments();
   // In the store's order, whatever order their bitmaps arrive in.
   for (const segment of segments) state.segments.set(segment.id, segment);
@@ -202,13 +216,12 @@ export async function loadState(store: SegmentStore, users: UserStore, progress:
       done++;
       if (performance.now() - reported >= PROGRESS_EVERY_MS && done < segments.length) {
         reported = performance.now();
-        progress("segments", done, segments.length, reported - started);
+        progress(done, segments.length);
       }
     }
   };
   await Promise.all(Array.from({ length: LOAD_CONCURRENCY }, loadNext));
-  progress("segments", done, segments.length, performance.now() - started);
-  return state;
+  progress(done, segments.length);
 }
 
 async function loadMembership(store: SegmentStore, state: SegmentState, segment: Segment): Promise<RoaringBitmap32> {

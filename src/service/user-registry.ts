@@ -195,15 +195,18 @@ export class UserRegistry {
 
   /** Enters one chunk's users (a zero length is a uid never assigned). */
   private async enterChunk({ firstUid, count, lengths, ids }: UserChunk): Promise<void> {
+    const ends = new Uint32Array(count);
     let at = 0;
     for (let i = 0; i < count; i++) {
-      const length = (lengths[2 * i] ?? 0) | ((lengths[2 * i + 1] ?? 0) << 8);
-      if (length > 0) this.directory.addStoredUtf8(firstUid + i, ids, at, at + length);
-      at += length;
-      if ((i & (IDS_PER_CHECK - 1)) === IDS_PER_CHECK - 1 && sliceDue()) await nextSlice();
+      at += (lengths[2 * i] ?? 0) | ((lengths[2 * i + 1] ?? 0) << 8);
+      ends[i] = at;
     }
     if (at !== ids.length)
       throw new Error(`user directory: chunk at uid ${firstUid} holds ${ids.length} bytes of ids, its lengths say ${at}`);
+    for (let from = 0; from < count; from += IDS_PER_CHECK) {
+      this.directory.addStoredMany(firstUid, ids, ends, from, Math.min(count, from + IDS_PER_CHECK));
+      if (sliceDue()) await nextSlice();
+    }
   }
 }
 

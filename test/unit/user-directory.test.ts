@@ -169,6 +169,32 @@ describe("UserDirectory", () => {
     expect(() => directory.addFrom(10, set, 7)).toThrow(RangeError);
   });
 
+  it("enters a run of stored ids in groups with the same result as one by one, holes and repeats included", () => {
+    const utf8 = new TextEncoder();
+    // 3,001 uids from 100: every 7th a hole, a few non-ASCII, lengths 1 to 256 bytes.
+    const ids = Array.from({ length: 3_001 }, (_, i) =>
+      i % 7 === 3 ? "" : i % 11 === 0 ? `ユーザー${i}` : `u${i}`.padEnd(1 + (i % 256), "x"),
+    );
+    const bytes = utf8.encode(ids.join(""));
+    const ends = new Uint32Array(ids.length);
+    ids.reduce((end, id, i) => (ends[i] = end + utf8.encode(id).length), 0);
+    const one = new UserDirectory({ initialCapacity: 16 });
+    const many = new UserDirectory({ initialCapacity: 16 });
+    ids.forEach((id, i) => id !== "" && one.addStoredUtf8(100 + i, utf8.encode(id), 0, utf8.encode(id).length));
+    // In uneven slices, the second overlapping the first: entered uids are skipped.
+    many.addStoredMany(100, bytes, ends, 0, 1_000);
+    many.addStoredMany(100, bytes, ends, 990, 2_017);
+    many.addStoredMany(100, bytes, ends, 2_017, ids.length);
+    expect(many.size).toBe(one.size);
+    expect(many.uidBound).toBe(one.uidBound);
+    ids.forEach((id, i) => {
+      expect(many.externalId(100 + i)).toBe(id === "" ? undefined : id);
+      if (id !== "") expect(many.lookup(id)).toBe(100 + i);
+    });
+    expect(many.lookup("u3")).toBeUndefined();
+    expect(() => many.addStoredMany(2 ** 32 - 2, bytes, ends, 0, 2)).toThrow(RangeError);
+  });
+
   it("keeps every mapping through many doublings and page boundaries", () => {
     // From 16 slots to 2^23: 19 rehashes. uids 3 apart span 9 uid pages; the ids fill many arena
     // chunks' worth of growth, and ~1,000 pairs among 3M ids share a 32-bit hash.
