@@ -192,7 +192,7 @@ export async function loadState(store: SegmentStore, users: UserStore, progress:
   const started = performance.now();
   // Sized up front: growing by doubling re-places every user at each step.
   const state = new SegmentState(await loadPageTokenSecret(store.db), await users.count());
-  const directory = new UserRegistry(users, state.directory).catchUp().then(() => {
+  const directory = new UserRegistry(users, state.directory).load().then(() => {
     progress("directory", state.directory.size, undefined, performance.now() - started);
   });
   // Should the segments fail first, the directory's failure must not go unhandled.

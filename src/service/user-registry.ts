@@ -111,6 +111,12 @@ export class UserRegistry {
     }
   }
 
+  /** Start-up: enters every stored user, in one streamed read where the store can (Postgres). */
+  async load(): Promise<void> {
+    const copied = await this.store.copyChunks(this.directory.uidBound, (chunk) => this.enterChunk(chunk));
+    if (!copied) await this.catchUp();
+  }
+
   /** The uids of pending ids that are known now (another change may have created them); NOT_FOUND for the rest. */
   async resolve(pending: PendingUsers): Promise<Uint32Array> {
     const uids = new Uint32Array(pending.size).fill(NOT_FOUND);

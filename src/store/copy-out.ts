@@ -37,13 +37,6 @@ const ROWS_PER_CHECK = 256;
 /** What `walk` returns once the copy is over. */
 const DONE = -1;
 
-/** The length of the message that starts `head` and goes on into `next` (header included; a header cut short counts as 5 bytes). */
-function messageBytes(head: Buffer, next: Buffer): number {
-  if (head.length + next.length < HEADER_BYTES) return HEADER_BYTES;
-  const header = head.length >= HEADER_BYTES ? head : Buffer.concat([head, next.subarray(0, HEADER_BYTES - head.length)]);
-  return 1 + header.readUInt32BE(1);
-}
-
 /**
  * Runs `text` (a COPY … TO STDOUT) on `client` and hands each row to `onRow`, giving the event
  * loop a turn whenever the slice is used up; resolves once the query is complete. When `signal`
@@ -146,27 +139,38 @@ export class CopyOutQuery {
 
   /** Walks the CopyData messages, hands their rows to `onRow`, then gives the socket back to pg. */
   async read(signal: AbortSignal, onRow: OnRow): Promise<void> {
-    // The start of a message the last chunk ended inside: completed from the next chunk's bytes.
-    let rest: Buffer | undefined;
+    // The pieces of a message the last chunks ended inside, joined once the message is whole: a
+    // row of megabytes (a directory chunk) spans dozens of chunks, and joining at every chunk
+    // copied it again each time.
+    const pieces: Buffer[] = [];
+    let held = 0;
     for (;;) {
       let chunk = await this.next(signal);
-      if (rest !== undefined) {
-        // Copy just that one message out, never the whole chunk: chunks are large, rows small.
-        const need = messageBytes(rest, chunk) - rest.length;
-        const head = Buffer.concat([rest, chunk.subarray(0, need)]);
-        rest = undefined;
+      if (held > 0) {
+        const first = pieces[0] as Buffer;
+        // A header cut short: what is held is under 5 bytes, so joining it is cheap.
+        const head = first.length >= HEADER_BYTES ? first : Buffer.concat([...pieces, chunk.subarray(0, HEADER_BYTES)]);
+        const need = head.length < HEADER_BYTES ? chunk.length + 1 : 1 + head.readUInt32BE(1) - held;
         if (need > chunk.length) {
-          rest = head;
+          pieces.push(chunk);
+          held += chunk.length;
           continue;
         }
+        // Copy just that one message out, never the whole chunk: chunks are large, rows small.
+        const message = Buffer.concat([...pieces, chunk.subarray(0, need)]);
+        pieces.length = 0;
+        held = 0;
         chunk = chunk.subarray(need);
         // Should the copy end with this message, the rest of the chunk is pg's too.
-        const at = await this.walk(head, signal, onRow, chunk);
+        const at = await this.walk(message, signal, onRow, chunk);
         if (at === DONE) return;
       }
       const at = await this.walk(chunk, signal, onRow);
       if (at === DONE) return;
-      if (at < chunk.length) rest = chunk.subarray(at);
+      if (at < chunk.length) {
+        pieces.push(chunk.subarray(at));
+        held = chunk.length - at;
+      }
     }
   }
 

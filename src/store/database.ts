@@ -2,6 +2,7 @@
  * The one seam between the service and SQL: a tiny interface that both node `pg` (real Postgres)
  * and embedded PGlite implement, so every statement and migration is shared by both.
  */
+import type { OnRow } from "./copy-out.js";
 
 /** Something that runs one parameterised statement. */
 export interface Queryable {
@@ -20,6 +21,11 @@ export interface Database extends Queryable {
    * transaction rolls back and the signal's reason is thrown: a cancelled call leaves no trace.
    */
   transaction<T>(fn: (tx: Queryable) => Promise<T>, signal?: AbortSignal): Promise<T>;
+  /**
+   * Postgres only (undefined on PGlite): runs `text`, a `COPY … TO STDOUT`, outside any
+   * transaction, handing each row's text-format bytes to `onRow` as they come off the socket.
+   */
+  copyOut?: (text: string, onRow: OnRow) => Promise<void>;
   /** Releases every connection; the database is unusable afterwards. */
   close(): Promise<void>;
 }

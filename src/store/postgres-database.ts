@@ -3,6 +3,7 @@ import pg from "pg";
 import type { Logger } from "pino";
 import { checkpoint, throwIfOver } from "../control/cancellation.js";
 import { UnavailableError } from "../errors.js";
+import { copyOutRows, type OnRow } from "./copy-out.js";
 import type { Database, Queryable } from "./database.js";
 import { isRetryable, unavailable } from "./sql-errors.js";
 
@@ -104,6 +105,20 @@ export class PostgresDatabase implements Database {
       client.release(broken);
     }
   }
+
+  readonly copyOut = async (text: string, onRow: OnRow): Promise<void> => {
+    const client = await this.connect();
+    // A copy cut short leaves the connection mid-stream: it is dropped, never reused.
+    let broken: Error | undefined;
+    try {
+      await copyOutRows(client, text, new AbortController().signal, onRow);
+    } catch (error: unknown) {
+      broken = error instanceof Error ? error : new Error(String(error));
+      throw classify(error, this.silentAfterMs);
+    } finally {
+      client.release(broken);
+    }
+  };
 
   async close(): Promise<void> {
     await this.pool.end();

@@ -58,6 +58,22 @@ export class UserStore {
     return rows.map(({ firstUid, count, lengths, ids }) => ({ firstUid, count, lengths, ids: Buffer.from(ids, "utf8") }));
   }
 
+  /**
+   * Hands every chunk that ends after uid `bound` to `onChunk`, in uid order, streamed by one
+   * `COPY … TO STDOUT` (start-up reads the whole directory this way). False, having read
+   * nothing, where the store cannot COPY out (PGlite): page through chunksEndingAfter instead.
+   * The rows come as bytes, so no id is decoded to a string and encoded back: at 10M users that
+   * round trip was 2.2 s of start-up's critical path.
+   */
+  async copyChunks(bound: number, onChunk: (chunk: UserChunk) => Promise<void>): Promise<boolean> {
+    if (this.db.copyOut === undefined) return false;
+    if (!Number.isSafeInteger(bound) || bound < 0) throw new RangeError(`uid bound ${bound} is not a non-negative integer`);
+    // COPY takes no parameters; the bound is an integer checked above.
+    const select = `SELECT first_uid, id_count, encode(lengths, 'hex'), ids FROM user_chunks WHERE first_uid + id_count > ${bound} ORDER BY first_uid`;
+    await this.db.copyOut(`COPY (${select}) TO STDOUT`, (bytes, start, end) => onChunk(parseChunkRow(bytes, start, end)));
+    return true;
+  }
+
   /** How many uids the chunks cover (an upper bound on the users: gaps count too). */
   async count(): Promise<number> {
     const rows = await this.db.query<{ n: number }>("SELECT coalesce(sum(id_count), 0)::float8 AS n FROM user_chunks");
@@ -79,4 +95,46 @@ export class UserStore {
       decoder.decode(chunk.ids),
     ]);
   }
+}
+
+const TAB = 0x09;
+const BACKSLASH = 0x5c;
+/** What COPY's text format writes after a backslash for each character it escapes (anything else stands for itself). */
+const UNESCAPED: Record<number, number> = { 98: 0x08, 102: 0x0c, 110: 0x0a, 114: 0x0d, 116: 0x09, 118: 0x0b };
+
+/** One `first_uid, id_count, hex lengths, ids` row of COPY's text format, as a chunk. */
+function parseChunkRow(bytes: Uint8Array, start: number, end: number): UserChunk {
+  const row = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const field = (from: number) => {
+    const tab = row.indexOf(TAB, from);
+    if (tab === -1 || tab >= end) throw new Error("user_chunks: a COPY row has fewer than four fields");
+    return tab;
+  };
+  const afterUid = field(start);
+  const afterCount = field(afterUid + 1);
+  const afterLengths = field(afterCount + 1);
+  return {
+    firstUid: Number(row.toString("latin1", start, afterUid)),
+    count: Number(row.toString("latin1", afterUid + 1, afterCount)),
+    lengths: Buffer.from(row.toString("latin1", afterCount + 1, afterLengths), "hex"),
+    ids: unescapeCopyText(row, afterLengths + 1, end),
+  };
+}
+
+/** A text field of COPY's text format as its bytes: the row's own bytes when nothing is escaped (the usual case). */
+function unescapeCopyText(row: Buffer, start: number, end: number): Uint8Array {
+  let next = row.indexOf(BACKSLASH, start);
+  if (next === -1 || next >= end) return row.subarray(start, end);
+  const out = Buffer.allocUnsafe(end - start);
+  let length = 0;
+  let from = start;
+  while (next !== -1 && next < end) {
+    length += row.copy(out, length, from, next);
+    const escaped = row[next + 1] ?? 0;
+    out[length++] = UNESCAPED[escaped] ?? escaped;
+    from = next + 2;
+    next = row.indexOf(BACKSLASH, from);
+  }
+  length += row.copy(out, length, from, end);
+  return out.subarray(0, length);
 }

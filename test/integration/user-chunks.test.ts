@@ -117,4 +117,24 @@ describe.each(STORES)("user chunks on $name", (kind) => {
     for (const n of [0, 65_535, 65_536, 149_999]) expect(reloaded.directory.lookup(`user_${n}`)).toBe(n);
     expect(reloaded.directory.lookup("user_150000") ?? NOT_FOUND).toBe(NOT_FOUND);
   });
+
+  it("loads at start-up exactly what was stored, ids COPY's text format escapes included", async () => {
+    await migrate(db, 7);
+    // A legacy gap, then every character COPY escapes, a lone backslash at each end, multi-byte
+    // UTF-8 and 256-byte ids, across three chunks.
+    await db.query("INSERT INTO users (uid, external_id) VALUES (0, 'legacy'), (3, 'after a gap')");
+    await migrate(db);
+    const hostile = ["a\\b", "tab\tand\nnewline", "\\", "x\\", "\b\f\r\v\u0001\u001f", "é用户😀", "z".repeat(256), "\\N"];
+    const ids = [...hostile, ...Array.from({ length: 140_000 }, (_, n) => `bulk_${n}`)];
+    const writer = new UserRegistry(new UserStore(db), new UserDirectory());
+    await writer.catchUp();
+    const { created } = await db.transaction((tx) => writer.register(tx, [pendingOf(writer.directory, ids)]));
+    await writer.enter(created);
+
+    const loaded = new UserRegistry(new UserStore(db), new UserDirectory());
+    await loaded.load();
+    expect(loaded.directory.size).toBe(ids.length + 2);
+    expect(pairs(loaded.directory)).toEqual(pairs(writer.directory));
+    for (const id of ids.slice(0, hostile.length)) expect(loaded.directory.lookup(id)).toBe(writer.directory.lookup(id));
+  });
 });
