@@ -121,6 +121,33 @@ function walk(bytes: Uint8Array, idsField: number, singular: Singular): Walked |
     const field = tag >>> 3;
     if (field === 0) return undefined;
     const wireType = tag & 7;
+    if (field === idsField && wireType === LENGTH_DELIMITED) {
+      // The ids are nearly every field: they skip the look-ups of the singular fields' numbers.
+      let length = bytes[pos] ?? 0;
+      if (length < 0x80) pos++;
+      else {
+        length = varint(bytes, pos);
+        if (varintEnd < 0) return undefined;
+        pos = varintEnd;
+      }
+      if (pos > size || length > size - pos) return undefined;
+      // NUL and invalid UTF-8 are checked once over all the ids below. An id that starts with a
+      // continuation byte is invalid on its own but could complete its neighbour in the joined
+      // bytes, so it is refused here: then the joined bytes are UTF-8 exactly when each id is.
+      const first = bytes[pos] as number;
+      if (length === 0 || length > MAX_ID_BYTES || (first >= 0x80 && first < 0xc0)) return undefined;
+      // A loop beats set(subarray()) for ids this short: subarray allocates.
+      for (let i = 0; i < length; i++) out[fill + i] = bytes[pos + i] as number;
+      pos += length;
+      fill += length;
+      if (count === ends.length) {
+        const grown = new Uint32Array(ends.length * 2);
+        grown.set(ends);
+        ends = scratchEnds = grown;
+      }
+      ends[count++] = fill;
+      continue;
+    }
     const isString = singular.strings.includes(field);
     const isRange = isString || singular.bytes.includes(field);
     const isVarint = singular.varints.includes(field);
@@ -137,22 +164,7 @@ function walk(bytes: Uint8Array, idsField: number, singular: Singular): Walked |
       if (length > size - pos) return undefined;
       const start = pos;
       pos += length;
-      if (field === idsField) {
-        // NUL and invalid UTF-8 are checked once over all the ids below. An id that starts with a
-        // continuation byte is invalid on its own but could complete its neighbour in the joined
-        // bytes, so it is refused here: then the joined bytes are UTF-8 exactly when each id is.
-        const first = bytes[start] as number;
-        if (length === 0 || length > MAX_ID_BYTES || (first >= 0x80 && first < 0xc0)) return undefined;
-        // A loop beats set(subarray()) for ids this short: subarray allocates.
-        for (let i = 0; i < length; i++) out[fill + i] = bytes[start + i] as number;
-        fill += length;
-        if (count === ends.length) {
-          const grown = new Uint32Array(ends.length * 2);
-          grown.set(ends);
-          ends = scratchEnds = grown;
-        }
-        ends[count++] = fill;
-      } else if (isRange) {
+      if (isRange) {
         // The last occurrence wins, but protobuf-es refuses invalid UTF-8 in any string one.
         if (isString && !isUtf8(bytes.subarray(start, pos))) return undefined;
         ranges[field] = [start, pos];
