@@ -1,8 +1,8 @@
 /**
  * Fuzzing every SegmentService and MembershipService method with random, truncated, bit-flipped,
- * extreme and oversized requests through a raw client, on both stores (PGlite runs its queries on
- * the server's own event loop, so a stall shows there first; Postgres sees the bytes PGlite might
- * forgive). Seeded and bounded; the long form is `npm run fuzz -- --requests 100000`. FUZZ_SEED and
+ * extreme and oversized requests through a raw client, on both stores (PGlite answers from a
+ * worker thread, Postgres over a socket, and each sees the bytes the other might forgive). Seeded
+ * and bounded; the long form is `npm run fuzz -- --requests 100000`. FUZZ_SEED and
  * FUZZ_REQUESTS override the run.
  */
 import { beforeAll, describe, expect, it } from "vitest";
