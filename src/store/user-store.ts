@@ -29,8 +29,6 @@ interface ChunkRow {
   ids: string;
 }
 
-const decoder = new TextDecoder("utf-8", { ignoreBOM: true });
-
 /** The advisory lock key serializing uid assignment across every process on one database. */
 const NEW_USERS_LOCK = 0x5e6d_0001;
 /** Chunks per page when reading: bounded bytes per round trip. */
@@ -88,11 +86,13 @@ export class UserStore {
 
   /** Inside the transaction holding lockNewUsers: stores one chunk of new users. */
   async insertChunk(tx: Queryable, chunk: UserChunk): Promise<void> {
-    await tx.query("INSERT INTO user_chunks (first_uid, id_count, lengths, ids) VALUES ($1, $2, $3, $4)", [
+    // The ids go as bytes and become text on the server: decoding them to a string here cost
+    // ~90 ns a user on the new-user path (profile, 10M users).
+    await tx.query("INSERT INTO user_chunks (first_uid, id_count, lengths, ids) VALUES ($1, $2, $3, convert_from($4, 'UTF8'))", [
       chunk.firstUid,
       chunk.count,
       chunk.lengths,
-      decoder.decode(chunk.ids),
+      chunk.ids,
     ]);
   }
 }
