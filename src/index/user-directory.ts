@@ -312,25 +312,6 @@ export class UserDirectory {
     return uid;
   }
 
-  /**
-   * Enters `source`'s id of `sourceUid` here with `uid`, taking its bytes and stored hash as they
-   * are (no encoding, no hashing). Only for an id this directory cannot hold under any uid — a new
-   * user just registered — so its slot is the first empty one, found without comparing ids; a uid
-   * already assigned is refused.
-   */
-  addFrom(uid: number, source: UserDirectory, sourceUid: number): void {
-    if (!isUid(uid)) throw new RangeError(`user directory: uid ${uid} is not an integer in [0, 2^32 − 2]`);
-    const from = source.uids.position(sourceUid);
-    if (from === 0) throw new RangeError(`user directory: the source holds no id with uid ${sourceUid}`);
-    if (this.uids.position(uid) !== 0) throw new Error(`user directory conflict: uid ${uid} is already assigned`);
-    if (this.count >= this.limit) this.grow();
-    const hash = source.uids.hash(sourceUid);
-    const length = source.arena.copy(from, this.scratch, 0);
-    this.uids.set(uid, hash, this.arena.append(this.scratch, length));
-    this.place(uid + 1, hash);
-    this.entered(uid);
-  }
-
   /** Enters the scratch id, hashed to `hash`, with `uid` (idempotent; a conflicting pair throws). */
   private insertScratch(uid: number, hash: number): void {
     if (!isUid(uid)) throw new RangeError(`user directory: uid ${uid} is not an integer in [0, 2^32 − 2]`);

@@ -159,14 +159,6 @@ describe("UserDirectory", () => {
     expect([set.intern(bytes, 12, 17), set.intern(bytes, 2, 10), set.intern(bytes, 12, 17)]).toEqual([0, 1, 0]);
     expect(set.size).toBe(2);
     expect(set.externalId(1)).toBe("用户-1");
-
-    // A registered user enters from its pending set: same bytes, same hash, found by lookup.
-    directory.addFrom(9, set, 0);
-    expect(directory.lookup("alice")).toBe(9);
-    expect(directory.lookupUtf8(bytes, 12, 17)).toBe(9);
-    expect(directory.externalId(9)).toBe("alice");
-    expect(() => directory.addFrom(9, set, 1)).toThrow(/already assigned/);
-    expect(() => directory.addFrom(10, set, 7)).toThrow(RangeError);
   });
 
   it("enters a run of stored ids in groups with the same result as one by one, holes and repeats included", () => {
