@@ -172,7 +172,7 @@ describe("UserDirectory", () => {
     ids.reduce((end, id, i) => (ends[i] = end + utf8.encode(id).length), 0);
     const one = new UserDirectory({ initialCapacity: 16 });
     const many = new UserDirectory({ initialCapacity: 16 });
-    ids.forEach((id, i) => id !== "" && one.addStoredUtf8(100 + i, utf8.encode(id), 0, utf8.encode(id).length));
+    for (const [i, id] of ids.entries()) if (id !== "") one.addStoredUtf8(100 + i, utf8.encode(id), 0, utf8.encode(id).length);
     // In uneven slices, the second overlapping the first: entered uids are skipped.
     many.addStoredMany(100, bytes, ends, 0, 1_000);
     many.addStoredMany(100, bytes, ends, 990, 2_017);
