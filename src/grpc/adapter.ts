@@ -84,6 +84,8 @@ export type CallObserver = (code: grpc.status, durationMs: number, ctx: CallCont
 export interface AdapterOptions {
   log: Logger;
   observe: CallObserver;
+  /** Called as a handler starts (with "service/Method"): a call cancelled before its request arrived never starts, nor finishes. */
+  begin?: (method: string) => void;
   /** Idle and duration limits of client streams (and of a server stream waiting for its reader). */
   streams: StreamLimits;
   /** Raw-byte checks by method ("segments.v1.SegmentService/AddMembers"), run before decoding. */
@@ -214,7 +216,7 @@ function deadlineTimer(call: AnyCall, controller: AbortController): NodeJS.Timeo
 function wrap(method: DescMethod, handler: (...args: never[]) => unknown, options: AdapterOptions): grpc.UntypedHandleCall {
   // Built once per method: the metrics key, and what every call of it shares.
   const name = `${method.parent.typeName}/${method.name}`;
-  const { log, observe } = options;
+  const { log, observe, begin } = options;
   const finish = (ctx: Context, started: number, error?: unknown): Partial<grpc.StatusObject> | undefined => {
     ctx.dispose();
     const status = error === undefined ? undefined : toStatus(error, ctx.requestId);
@@ -226,6 +228,7 @@ function wrap(method: DescMethod, handler: (...args: never[]) => unknown, option
     case "unary":
       // No promise unless the handler returns one: the membership reads answer synchronously.
       return (unary: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
+        begin?.(name);
         const started = performance.now();
         const ctx = new Context(name, unary, log);
         let response: unknown;
@@ -250,6 +253,7 @@ function wrap(method: DescMethod, handler: (...args: never[]) => unknown, option
       };
     case "client_streaming":
       return (stream: grpc.ServerReadableStream<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
+        begin?.(name);
         const startedAt = performance.now();
         const ctx = new Context(name, stream, log);
         settle(() => call(readStream(stream, ctx.signal, options.streams, startedAt), ctx)).then(
@@ -262,6 +266,7 @@ function wrap(method: DescMethod, handler: (...args: never[]) => unknown, option
       };
     case "server_streaming":
       return (stream: grpc.ServerWritableStream<unknown, unknown>) => {
+        begin?.(name);
         const started = performance.now();
         const ctx = new Context(name, stream, log);
         settle(() => call(accepted(stream.request), sender(stream, ctx.signal, options.streams.idleMs), ctx)).then(

@@ -1,5 +1,8 @@
-/** Counts finished gRPC calls by method and status code, for the metrics endpoint. */
+/** Counts finished gRPC calls by method and status code, for the metrics endpoint, and started ones. */
 import type * as grpc from "@grpc/grpc-js";
+
+/** The slot after the 17 status codes: calls whose handler started. */
+const STARTED = 17;
 
 /** Per (method, code) call counters. */
 export class CallStats {
@@ -9,18 +12,34 @@ export class CallStats {
 
   /** Counts one finished call. */
   record(method: string, code: grpc.status): void {
+    const byCode = this.of(method);
+    byCode[code] = (byCode[code] ?? 0) + 1;
+  }
+
+  /** Counts one call whose handler started. */
+  begin(method: string): void {
+    const byCode = this.of(method);
+    byCode[STARTED] = (byCode[STARTED] ?? 0) + 1;
+  }
+
+  /** Calls of `method` whose handler started. */
+  started(method: string): number {
+    return this.counts.get(method)?.[STARTED] ?? 0;
+  }
+
+  private of(method: string): number[] {
     let byCode = this.counts.get(method);
     if (byCode === undefined) {
-      byCode = new Array<number>(17).fill(0);
+      byCode = new Array<number>(STARTED + 1).fill(0);
       this.counts.set(method, byCode);
     }
-    byCode[code] = (byCode[code] ?? 0) + 1;
+    return byCode;
   }
 
   /** Every non-zero counter as [method, code, count]. */
   *entries(): Generator<[string, grpc.status, number]> {
     for (const [method, byCode] of this.counts) {
-      for (const [code, count] of byCode.entries()) if (count > 0) yield [method, code as grpc.status, count];
+      for (const [code, count] of byCode.entries()) if (count > 0 && code < STARTED) yield [method, code as grpc.status, count];
     }
   }
 }

@@ -9,12 +9,14 @@ export function finishedCalls(service: TestService, method: string): number {
 }
 
 /**
- * Resolves once the server has finished `count` calls of `method`: a client that cancelled or
- * timed out learns of it before the server stops working on the call, and only then is the
- * state final.
+ * Resolves once the server has finished `count` calls of `method`, or has none of them running: a
+ * client that cancelled or timed out learns of it before the server stops working on the call,
+ * and only then is the state final. A call whose deadline passed before its request had arrived
+ * never reaches a handler, so it never finishes either (and can change nothing).
  */
 export async function untilFinished(service: TestService, method: string, count: number): Promise<void> {
-  for (let waited = 0; finishedCalls(service, method) < count; waited += 20) {
+  const running = () => service.app.server.calls.started(method) > finishedCalls(service, method);
+  for (let waited = 0; finishedCalls(service, method) < count && running(); waited += 20) {
     if (waited > 120_000) throw new Error(`the server finished ${finishedCalls(service, method)} of ${count} ${method} calls`);
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
