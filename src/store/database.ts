@@ -22,8 +22,9 @@ export interface Database extends Queryable {
    */
   transaction<T>(fn: (tx: Queryable) => Promise<T>, signal?: AbortSignal): Promise<T>;
   /**
-   * Postgres only (undefined on PGlite): runs `text`, a `COPY … TO STDOUT`, outside any
-   * transaction, handing each row's text-format bytes to `onRow` as they come off the socket.
+   * Postgres only (undefined on PGlite): runs `text`, a `COPY … TO STDOUT`, in a read-only
+   * transaction of its own without statement_timeout (it may read a whole directory), handing each
+   * row's text-format bytes to `onRow` as they come off the socket.
    */
   copyOut?: (text: string, onRow: OnRow) => Promise<void>;
   /** Releases every connection; the database is unusable afterwards. */

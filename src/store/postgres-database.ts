@@ -108,14 +108,32 @@ export class PostgresDatabase implements Database {
 
   readonly copyOut = async (text: string, onRow: OnRow): Promise<void> => {
     const client = await this.connect();
+    // A silent server fails the copy as it fails a statement: no row for silentAfterMs.
+    const silence = new AbortController();
+    let timer: NodeJS.Timeout | undefined;
+    const quiet = () => {
+      clearTimeout(timer);
+      timer = setTimeout(() => silence.abort(new SilentServerError(`no COPY row within ${this.silentAfterMs} ms`)), this.silentAfterMs);
+    };
     // A copy cut short leaves the connection mid-stream: it is dropped, never reused.
     let broken: Error | undefined;
     try {
-      await copyOutRows(client, text, new AbortController().signal, onRow);
+      // A whole directory (100M users: over a minute) may outlast statement_timeout, which bounds
+      // calls, not start-up; the silence timer above still catches a hung server.
+      await this.run(client, "BEGIN READ ONLY");
+      await this.run(client, "SET LOCAL statement_timeout = 0");
+      quiet();
+      await copyOutRows(client, text, silence.signal, async (bytes, start, end) => {
+        quiet();
+        await onRow(bytes, start, end);
+        quiet();
+      });
+      await this.run(client, "COMMIT");
     } catch (error: unknown) {
       broken = error instanceof Error ? error : new Error(String(error));
       throw classify(error, this.silentAfterMs);
     } finally {
+      clearTimeout(timer);
       client.release(broken);
     }
   };
