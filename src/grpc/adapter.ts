@@ -84,8 +84,11 @@ export type CallObserver = (code: grpc.status, durationMs: number, ctx: CallCont
 export interface AdapterOptions {
   log: Logger;
   observe: CallObserver;
-  /** Called as a handler starts (with "service/Method"): a call cancelled before its request arrived never starts, nor finishes. */
-  begin?: (method: string) => void;
+  /**
+   * Per method ("service/Method"), built once: what to call as one of its handlers starts (a call
+   * cancelled before its request arrived never starts, nor finishes).
+   */
+  begin?: (method: string) => () => void;
   /** Idle and duration limits of client streams (and of a server stream waiting for its reader). */
   streams: StreamLimits;
   /** Raw-byte checks by method ("segments.v1.SegmentService/AddMembers"), run before decoding. */
@@ -216,7 +219,8 @@ function deadlineTimer(call: AnyCall, controller: AbortController): NodeJS.Timeo
 function wrap(method: DescMethod, handler: (...args: never[]) => unknown, options: AdapterOptions): grpc.UntypedHandleCall {
   // Built once per method: the metrics key, and what every call of it shares.
   const name = `${method.parent.typeName}/${method.name}`;
-  const { log, observe, begin } = options;
+  const { log, observe } = options;
+  const begin = options.begin?.(name);
   const finish = (ctx: Context, started: number, error?: unknown): Partial<grpc.StatusObject> | undefined => {
     ctx.dispose();
     const status = error === undefined ? undefined : toStatus(error, ctx.requestId);
@@ -228,7 +232,7 @@ function wrap(method: DescMethod, handler: (...args: never[]) => unknown, option
     case "unary":
       // No promise unless the handler returns one: the membership reads answer synchronously.
       return (unary: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
-        begin?.(name);
+        begin?.();
         const started = performance.now();
         const ctx = new Context(name, unary, log);
         let response: unknown;
@@ -253,7 +257,7 @@ function wrap(method: DescMethod, handler: (...args: never[]) => unknown, option
       };
     case "client_streaming":
       return (stream: grpc.ServerReadableStream<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
-        begin?.(name);
+        begin?.();
         const startedAt = performance.now();
         const ctx = new Context(name, stream, log);
         settle(() => call(readStream(stream, ctx.signal, options.streams, startedAt), ctx)).then(
@@ -266,7 +270,7 @@ function wrap(method: DescMethod, handler: (...args: never[]) => unknown, option
       };
     case "server_streaming":
       return (stream: grpc.ServerWritableStream<unknown, unknown>) => {
-        begin?.(name);
+        begin?.();
         const started = performance.now();
         const ctx = new Context(name, stream, log);
         settle(() => call(accepted(stream.request), sender(stream, ctx.signal, options.streams.idleMs), ctx)).then(

@@ -94,7 +94,7 @@ export class GrpcServer {
     const options = {
       log: deps.log,
       observe: observer(deps.log, this.calls),
-      begin: (method: string) => this.calls.begin(method),
+      begin: (method: string) => this.calls.starts(method),
       streams: deps.streams,
       prechecks: prechecks(deps.maxIdsPerCall),
       // Ids stay UTF-8 from the wire to the directory lookup (no string per id) on the paths that carry many.

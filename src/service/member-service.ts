@@ -16,7 +16,7 @@ import { type SegmentStore, VersionConflictError } from "../store/segment-store.
 import { UserIdChunk } from "../store/user-id-chunk.js";
 import { ImportParser, type InvalidEntry } from "./import-parser.js";
 import { catchUp, type SegmentState } from "./segment-state.js";
-import { type CreatedUsers, NO_USERS, PendingUsers, type UserRegistry } from "./user-registry.js";
+import { type CreatedUsers, PendingUsers, type UserRegistry } from "./user-registry.js";
 import { checkUserIdBytes, checkUserIds } from "./validation.js";
 import { membershipAt } from "./versions.js";
 
@@ -311,7 +311,7 @@ export class MemberService {
     const pendings = sets.map((set) => set.pending);
     const { uids, created } = createUsers
       ? await users.register(tx, pendings)
-      : { uids: await Promise.all(pendings.map((p) => users.resolve(p))), created: NO_USERS };
+      : { uids: await Promise.all(pendings.map((p) => users.resolve(p))), created: [] };
     const resolved = sets.map((set, k) => {
       const found = (uids[k] ?? new Uint32Array(0)).filter((uid) => uid !== NOT_FOUND);
       const all = found.length === 0 ? set.known : RoaringBitmap32.or(set.known, bitmapOf(found));

@@ -58,18 +58,12 @@ export class PendingUsers {
 }
 
 /** New users a transaction stored, to enter the directory after its COMMIT: the chunks it wrote. */
-export interface CreatedUsers {
-  readonly chunks: readonly UserChunk[];
-}
+export type CreatedUsers = readonly UserChunk[];
 
-/** A change that created no users. */
-export const NO_USERS: CreatedUsers = { chunks: [] };
-
-/** What `register` did: per PendingUsers given, the uid of its id i at [i]; the users it created, and the chunks it stored. */
+/** What `register` did: per PendingUsers given, the uid of its id i at [i]; and the users it created. */
 export interface Registered {
   uids: Uint32Array[];
   created: CreatedUsers;
-  chunks: UserChunk[];
 }
 
 /** The directory's persistence: start-up load, catch-up, and new uids. */
@@ -132,8 +126,7 @@ export class UserRegistry {
    * ends: no other process can assign the same uids or give an id a second one meanwhile.
    */
   async register(tx: Queryable, pendings: readonly PendingUsers[]): Promise<Registered> {
-    if (pendings.every((pending) => pending.size === 0))
-      return { uids: pendings.map(() => new Uint32Array(0)), created: NO_USERS, chunks: [] };
+    if (pendings.every((pending) => pending.size === 0)) return { uids: pendings.map(() => new Uint32Array(0)), created: [] };
     await this.store.lockNewUsers(tx);
     await this.catchUp(tx);
     const start = await this.store.end(tx);
@@ -143,10 +136,10 @@ export class UserRegistry {
     const [only] = pendings;
     const all = pendings.length === 1 && only !== undefined ? only : await merge(pendings);
     const allUids = await this.resolve(all);
-    const { created, chunks } = await this.assign(all, allUids, start);
-    for (const chunk of chunks) await this.store.insertChunk(tx, chunk);
-    if (all === only) return { uids: [allUids], created, chunks };
-    return { uids: await Promise.all(pendings.map((pending) => uidsIn(all, allUids, pending))), created, chunks };
+    const created = await this.assign(all, allUids, start);
+    for (const chunk of created) await this.store.insertChunk(tx, chunk);
+    if (all === only) return { uids: [allUids], created };
+    return { uids: await Promise.all(pendings.map((pending) => uidsIn(all, allUids, pending))), created };
   }
 
   /**
@@ -155,12 +148,12 @@ export class UserRegistry {
    * are skipped. Entered from the chunks as stored, 16 at a time like start-up: at 10M users that
    * took ~450 ns a user where copying each from the pending set with its hash took ~700 ns.
    */
-  async enter({ chunks }: CreatedUsers): Promise<void> {
-    for (const chunk of chunks) await this.enterChunk(chunk);
+  async enter(created: CreatedUsers): Promise<void> {
+    for (const chunk of created) await this.enterChunk(chunk);
   }
 
   /** Gives each pending id still NOT_FOUND in `uids` the next uid from `start`, packing them into chunks to store. */
-  private async assign(pending: PendingUsers, uids: Uint32Array, start: number): Promise<{ created: CreatedUsers; chunks: UserChunk[] }> {
+  private async assign(pending: PendingUsers, uids: Uint32Array, start: number): Promise<UserChunk[]> {
     const chunks: UserChunk[] = [];
     this.buffers ??= { ids: new Uint8Array(CHUNK_BYTES + MAX_ENTRY), lengths: new Uint8Array(2 * CHUNK_IDS) };
     const { ids: buffer, lengths } = this.buffers;
@@ -185,7 +178,7 @@ export class UserRegistry {
       if ((i & (IDS_PER_CHECK - 1)) === IDS_PER_CHECK - 1 && sliceDue()) await nextSlice();
     }
     flush();
-    return { created: { chunks }, chunks };
+    return chunks;
   }
 
   /** Enters one chunk's users (a zero length is a uid never assigned). */
