@@ -4,7 +4,9 @@
  */
 import type { Logger } from "pino";
 import { AudienceService } from "./audience/audience-service.js";
-import { type Config, redactUrl } from "./config.js";
+import { Authenticator } from "./auth/authenticator.js";
+import { TokenService } from "./auth/token-service.js";
+import { type Config, isLoopbackHost, redactUrl } from "./config.js";
 import { KeyedMutex } from "./control/keyed-mutex.js";
 import { StartupError, UnavailableError } from "./errors.js";
 import { ChangeFeed } from "./feed/change-feed.js";
@@ -31,7 +33,9 @@ import { PgliteDatabase } from "./store/pglite-database.js";
 import { PostgresDatabase } from "./store/postgres-database.js";
 import { ScheduleStore } from "./store/schedule-store.js";
 import { SegmentStore } from "./store/segment-store.js";
+import { TokenStore } from "./store/token-store.js";
 import { UserStore } from "./store/user-store.js";
+import { CertificateFiles, grpcServerCredentials } from "./tls/certificates.js";
 
 /** A running service. */
 export interface App {
@@ -44,6 +48,8 @@ export interface App {
   readonly scheduler: Scheduler;
   /** The per-segment write locks (tests hold one to queue writes behind it). */
   readonly locks: KeyedMutex;
+  /** Re-reads the TLS files (SIGHUP) for new connections; throws, keeping the old ones, when they are bad. No-op without TLS. */
+  reloadCertificates(): void;
   /** Drains gRPC (up to the grace period), then closes the database. */
   close(): Promise<void>;
 }
@@ -55,13 +61,24 @@ export interface App {
  */
 export async function startApp(config: Config, log: Logger, clock: () => Date = () => new Date()): Promise<App> {
   const started = performance.now();
+  let tokenStore: TokenStore | undefined;
+  // Calls are refused as UNAVAILABLE until the state (tokens included) is loaded.
+  const authenticator = new Authenticator({
+    tokens: { all: async () => (tokenStore === undefined ? [] : tokenStore.all()) },
+    log,
+    bootstrapToken: config.adminToken,
+    refreshMs: config.tokenRefreshMs,
+  });
   const server = new GrpcServer({
     log,
     maxMessageBytes: config.maxMessageBytes,
     maxIdsPerCall: config.maxIdsPerCall,
     streams: { idleMs: config.streamIdleMs, maxMs: config.streamMaxMs },
+    authenticator,
   });
-  const grpcPort = await server.listen(config.grpcHost, config.grpcPort).catch((error: unknown) => {
+  const certificates = openCertificates(config);
+  const credentials = certificates === undefined ? undefined : grpcServerCredentials(certificates);
+  const grpcPort = await server.listen(config.grpcHost, config.grpcPort, credentials).catch((error: unknown) => {
     throw new StartupError(`cannot listen for gRPC on ${address(config.grpcHost, config.grpcPort)}`, { cause: error });
   });
   // Never serves a call: the handlers are installed with the loaded state.
@@ -74,11 +91,19 @@ export async function startApp(config: Config, log: Logger, clock: () => Date = 
     health: server.health,
     calls: server.calls,
   };
-  const http = await startHttpServer(httpDeps, config.grpcHost, config.httpPort).catch(async (error: unknown) => {
+  const http = await startHttpServer(httpDeps, config.grpcHost, config.httpPort, certificates).catch(async (error: unknown) => {
     server.forceShutdown();
     throw new StartupError(`cannot listen for HTTP on ${address(config.grpcHost, config.httpPort)}`, { cause: error });
   });
-  log.info({ host: config.grpcHost, port: grpcPort, httpPort: http.port }, "listening; loading state");
+  log.info(
+    {
+      host: config.grpcHost,
+      port: grpcPort,
+      httpPort: http.port,
+      tls: certificates === undefined ? "off" : certificates.requiresClientCertificate ? "mTLS" : "on",
+    },
+    "listening; loading state",
+  );
   let db: Database | undefined;
   let compactor: Compactor | undefined;
   let analytics: AnalyticsSource | undefined;
@@ -89,6 +114,10 @@ export async function startApp(config: Config, log: Logger, clock: () => Date = 
     if (applied.length > 0) log.info({ applied }, "migrations applied");
     const store = new SegmentStore(db);
     const userStore = new UserStore(db);
+    tokenStore = new TokenStore(db);
+    await authenticator.load();
+    checkExposure(config, authenticator.required, log);
+    authenticator.start();
     state = await loadState(store, userStore, (phase, done, total, ms) =>
       log.info({ phase, done, ...(total === undefined ? {} : { total }), ms: Math.round(ms) }, `loading state: ${phase}`),
     );
@@ -149,7 +178,8 @@ export async function startApp(config: Config, log: Logger, clock: () => Date = 
       onPlanned: (id, planned) => loaded.plannedRuns.set(id, planned),
     });
     if (config.schedulerEnabled) scheduler.start();
-    server.serve({ segments, members, reads, membership, audience, state, events, evaluations, replica, watcher });
+    const tokens = new TokenService({ store: tokenStore, authenticator, clock });
+    server.serve({ segments, members, reads, membership, audience, state, events, evaluations, replica, watcher, tokens });
     log.info({ host: config.grpcHost, port: grpcPort, httpPort: http.port, store: db.kind }, "serving gRPC");
     const opened = db;
     const running = compactor;
@@ -160,10 +190,12 @@ export async function startApp(config: Config, log: Logger, clock: () => Date = 
       server,
       scheduler: schedules,
       locks,
+      reloadCertificates: () => certificates?.reload(),
       close: async () => {
         // Watch streams never end on their own: end them first so the drain need not wait out the grace period.
         feed.close();
         await server.shutdown(config.shutdownGraceMs);
+        authenticator.stop();
         await schedules.stop();
         await running.stop();
         await source.close();
@@ -173,6 +205,7 @@ export async function startApp(config: Config, log: Logger, clock: () => Date = 
       },
     };
   } catch (error: unknown) {
+    authenticator.stop();
     server.forceShutdown();
     http.server.close();
     http.server.closeAllConnections();
@@ -181,6 +214,35 @@ export async function startApp(config: Config, log: Logger, clock: () => Date = 
     await analytics?.close().catch(() => undefined);
     await db?.close().catch(() => undefined);
     throw error;
+  }
+}
+
+/** The TLS files the configuration names, read and checked now (a bad file stops the start). */
+function openCertificates(config: Config): CertificateFiles | undefined {
+  if (config.tls === undefined) return undefined;
+  try {
+    return new CertificateFiles(config.tls);
+  } catch (error: unknown) {
+    throw new StartupError("cannot use the TLS files", { cause: error });
+  }
+}
+
+/**
+ * Without tokens anyone who reaches the port is an admin: that is only allowed on loopback, or
+ * on another address when ALLOW_UNAUTHENTICATED=true says it is meant (warned at every start).
+ */
+function checkExposure(config: Config, authenticated: boolean, log: Logger): void {
+  if (authenticated) {
+    log.info({ adminToken: config.adminToken !== undefined }, "authentication on: every call needs an API token");
+  } else if (isLoopbackHost(config.grpcHost)) {
+    log.info({ host: config.grpcHost }, "authentication off (no API token exists or is configured): serving loopback only");
+  } else if (config.allowUnauthenticated) {
+    log.warn({ host: config.grpcHost }, "ALLOW_UNAUTHENTICATED=true: serving a non-loopback address with no authentication");
+  } else {
+    throw new StartupError(
+      `GRPC_HOST=${config.grpcHost} is not a loopback address and no API token exists or is configured: set ADMIN_TOKEN or ADMIN_TOKEN_FILE, ` +
+        "or ALLOW_UNAUTHENTICATED=true to serve it without authentication",
+    );
   }
 }
 

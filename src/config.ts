@@ -3,6 +3,8 @@
  * variable named, rather than surfacing later as a confusing runtime failure.
  */
 
+import { readFileSync } from "node:fs";
+
 /** Everything the service can be told from outside. */
 export interface Config {
   grpcHost: string;
@@ -46,6 +48,14 @@ export interface Config {
   analyticsRole: string | undefined;
   /** Whether this process runs scheduled evaluations (replicas that only serve may opt out). */
   schedulerEnabled: boolean;
+  /** The bootstrap admin token (ADMIN_TOKEN, or the contents of ADMIN_TOKEN_FILE); never logged. */
+  adminToken: string | undefined;
+  /** Serve a non-loopback address even though no token exists (ALLOW_UNAUTHENTICATED=true). */
+  allowUnauthenticated: boolean;
+  /** How often API tokens are re-read from the store (revocations on other replicas). */
+  tokenRefreshMs: number;
+  /** TLS for gRPC and HTTP: certificate and key files, and a CA file that makes client certificates required. */
+  tls: { certFile: string; keyFile: string; caFile: string | undefined } | undefined;
 }
 
 /** A variable that failed validation; main prints it and exits non-zero. */
@@ -87,7 +97,53 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     analyticsDatabaseUrl: postgresUrl(env, "ANALYTICS_DATABASE_URL"),
     analyticsRole: nonEmpty(env.ANALYTICS_ROLE),
     schedulerEnabled: boolean(env, "SCHEDULER_ENABLED", true),
+    adminToken: adminToken(env),
+    allowUnauthenticated: boolean(env, "ALLOW_UNAUTHENTICATED", false),
+    tokenRefreshMs: integer(env, "TOKEN_REFRESH_MS", 2_000, 100, 3_600_000),
+    tls: tlsFiles(env),
   };
+}
+
+/** Whether `host` (a GRPC_HOST value) only accepts connections from this machine. */
+export function isLoopbackHost(host: string): boolean {
+  return host === "localhost" || host === "::1" || /^127(\.\d{1,3}){3}$/.test(host);
+}
+
+/** ADMIN_TOKEN or the first line of ADMIN_TOKEN_FILE: at least 32 characters, no spaces. */
+function adminToken(env: NodeJS.ProcessEnv): string | undefined {
+  const inline = nonEmpty(env.ADMIN_TOKEN);
+  const file = nonEmpty(env.ADMIN_TOKEN_FILE);
+  if (inline !== undefined && file !== undefined) throw new ConfigError("set ADMIN_TOKEN or ADMIN_TOKEN_FILE, not both");
+  let token = inline;
+  let name = "ADMIN_TOKEN";
+  if (file !== undefined) {
+    name = "ADMIN_TOKEN_FILE";
+    try {
+      token = (readFileSync(file, "utf8").split(/\r?\n/)[0] ?? "").trim();
+    } catch (error: unknown) {
+      throw new ConfigError(`ADMIN_TOKEN_FILE ${JSON.stringify(file)} cannot be read: ${(error as Error).message}`);
+    }
+  }
+  if (token === undefined) return undefined;
+  // Never echo the value: it is a credential.
+  if (token.length < 32 || token.length > 1024 || /\s/.test(token)) {
+    throw new ConfigError(`${name} must be 32–1024 characters without spaces (e.g. \`openssl rand -hex 32\`)`);
+  }
+  if (token.startsWith("sgt_")) throw new ConfigError(`${name} must not start with sgt_ (the prefix of tokens the service issues)`);
+  return token;
+}
+
+function tlsFiles(env: NodeJS.ProcessEnv): Config["tls"] {
+  const certFile = nonEmpty(env.TLS_CERT_FILE);
+  const keyFile = nonEmpty(env.TLS_KEY_FILE);
+  const caFile = nonEmpty(env.TLS_CA_FILE);
+  if (certFile === undefined && keyFile === undefined) {
+    if (caFile !== undefined) throw new ConfigError("TLS_CA_FILE needs TLS_CERT_FILE and TLS_KEY_FILE");
+    return undefined;
+  }
+  if (certFile === undefined || keyFile === undefined)
+    throw new ConfigError("TLS_CERT_FILE and TLS_KEY_FILE go together: set both or neither");
+  return { certFile, keyFile, caFile };
 }
 
 // libpq accepts any connection parameter in the query string, secrets included; anything whose

@@ -97,6 +97,23 @@ export class CancelledError extends DomainError {
   readonly reason = "CANCELLED";
 }
 
+/** The call carries no valid credentials: no token, an unknown one, or a revoked one. */
+export class UnauthenticatedError extends DomainError {
+  readonly reason = "UNAUTHENTICATED";
+}
+
+/** The caller is known but its role does not allow the method. */
+export class PermissionDeniedError extends DomainError {
+  readonly reason = "PERMISSION_DENIED";
+  constructor(
+    /** The role the method needs. */
+    readonly needed: string,
+    description: string,
+  ) {
+    super(description);
+  }
+}
+
 /**
  * The process cannot start (port taken, store unreachable, data directory locked or read-only).
  * Not a DomainError: it never reaches a caller; main prints it with its cause chain and exits 1.

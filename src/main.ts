@@ -28,6 +28,15 @@ async function main(): Promise<void> {
     log.info({ signal }, "shutting down");
     return app.close();
   });
+  // SIGHUP: renewed certificates for new connections, without dropping the process or its calls.
+  process.on("SIGHUP", () => {
+    try {
+      app.reloadCertificates();
+      log.info("SIGHUP: TLS certificates reloaded");
+    } catch (error: unknown) {
+      log.error({ err: error }, "SIGHUP: cannot reload the TLS certificates; still serving the previous ones");
+    }
+  });
 }
 
 /** The first SIGTERM / SIGINT closes the app; a second one exits at once. */

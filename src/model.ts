@@ -11,6 +11,9 @@ export const SEGMENT_STATUSES = ["DRAFT", "ACTIVE", "PAUSED", "ARCHIVED"] as con
 /** Where a segment is in its lifecycle. */
 export type SegmentStatus = (typeof SEGMENT_STATUSES)[number];
 
+/** What an API token may do: each role includes the ones before it (see src/auth/roles.ts). */
+export type Role = "reader" | "writer" | "admin";
+
 /** An analytics query, kept in the proto's JSON form (`{"sql": …}` or `{"filter": …}`). */
 export type QueryDefinition = { sql: string } | { filter: unknown };
 
@@ -65,8 +68,10 @@ export type HistoryAction = "CREATE" | "UPDATE" | "ACTIVATE" | "PAUSE" | "RESUME
 export interface HistoryEntry {
   at: Date;
   action: HistoryAction;
-  /** Who asked, as far as the service knows; empty when unknown. */
+  /** Who asked: the authenticated identity's audit name. */
   caller: string;
+  /** Who the caller acted for, as the client declared it (`x-caller`); empty when not given. */
+  onBehalfOf: string;
   fromStatus: SegmentStatus | null;
   toStatus: SegmentStatus;
   changedFields: string[];

@@ -46,6 +46,7 @@ export async function seedSegments(env: Record<string, string>, count: number, t
         at: now,
         action: "CREATE",
         caller: "bench",
+        onBehalfOf: "",
         fromStatus: null,
         toStatus: "ACTIVE",
         changedFields: [],

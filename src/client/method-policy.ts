@@ -6,6 +6,7 @@
  * checked against the generated services: a new method is a compile error until it is classified.
  */
 import type { DescMethod } from "@bufbuild/protobuf";
+import { AccessService } from "../gen/segments/v1/access_service_pb.js";
 import { MembershipService } from "../gen/segments/v1/membership_service_pb.js";
 import { SegmentService } from "../gen/segments/v1/segment_service_pb.js";
 
@@ -79,9 +80,19 @@ const MEMBERSHIP_SERVICE = {
   resolveUserIds: idempotent("membership"),
 } satisfies Record<keyof (typeof MembershipService)["method"], MethodPolicy>;
 
+const ACCESS_SERVICE = {
+  // A second create makes a second token.
+  createApiToken: once("admin"),
+  listApiTokens: idempotent("admin"),
+  // A revoked token stays revoked; revoking it again returns it unchanged.
+  revokeApiToken: idempotent("admin"),
+  whoAmI: idempotent("admin"),
+} satisfies Record<keyof (typeof AccessService)["method"], MethodPolicy>;
+
 const POLICIES: ReadonlyMap<string, MethodPolicy> = new Map([
   ...Object.entries(SEGMENT_SERVICE).map(([name, policy]) => [`${SegmentService.typeName}/${name}`, policy] as const),
   ...Object.entries(MEMBERSHIP_SERVICE).map(([name, policy]) => [`${MembershipService.typeName}/${name}`, policy] as const),
+  ...Object.entries(ACCESS_SERVICE).map(([name, policy]) => [`${AccessService.typeName}/${name}`, policy] as const),
 ]);
 
 /** The policy of `method`; methods of other services are non-idempotent with no default deadline. */

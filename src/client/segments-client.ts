@@ -4,6 +4,7 @@
  */
 import type { DescMethod } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
+import { AccessService } from "../gen/segments/v1/access_service_pb.js";
 import { MembershipService } from "../gen/segments/v1/membership_service_pb.js";
 import { SegmentService } from "../gen/segments/v1/segment_service_pb.js";
 import { bindService, MAX_TIMEOUT_MS, type ServiceMethods } from "./calls.js";
@@ -25,7 +26,9 @@ export interface SegmentsClientOptions {
   onRetry?: (event: RetryEvent) => void;
   /** Keepalive pings, merged over DEFAULT_KEEPALIVE. */
   keepalive?: Partial<KeepaliveOptions>;
-  /** Metadata sent with every call, e.g. `{ "x-caller": "flag-service" }` (the audit trail's caller). */
+  /** API token sent with every call as `authorization: Bearer <token>`. */
+  token?: string;
+  /** Metadata sent with every call, e.g. `{ "x-caller": "alice@example.com" }` (the audit trail's "on behalf of"). */
   metadata?: Record<string, string>;
   /** Raw grpc-js channel options, applied last. */
   channelOptions?: grpc.ChannelOptions;
@@ -37,6 +40,8 @@ export class SegmentsClient {
   readonly segments: ServiceMethods<typeof SegmentService>;
   /** The hot path: membership checks, audiences, the change feed. */
   readonly membership: ServiceMethods<typeof MembershipService>;
+  /** API tokens (admin) and the caller's own identity. */
+  readonly access: ServiceMethods<typeof AccessService>;
   private readonly channel: grpc.Client;
 
   /** Connects lazily to `address` (host:port); the first call opens the connection. */
@@ -57,13 +62,14 @@ export class SegmentsClient {
       defaultTimeoutMs: (method: DescMethod) => deadlines[methodPolicy(method).kind],
       idempotent: (method: DescMethod) => methodPolicy(method).idempotent,
       retry: validateRetryPolicy(retry),
-      metadata: { ...options.metadata },
+      metadata: { ...options.metadata, ...(options.token === undefined ? {} : { authorization: `Bearer ${options.token}` }) },
       generateRequestIds: true,
       decodeErrors: true,
       onRetry: options.onRetry,
     };
     this.segments = bindService(this.channel, SegmentService, behaviour);
     this.membership = bindService(this.channel, MembershipService, behaviour);
+    this.access = bindService(this.channel, AccessService, behaviour);
   }
 
   /** Resolves once the connection is up; fails with UNAVAILABLE at `deadline` (default 10 s), CANCELLED on abort. */

@@ -16,6 +16,7 @@ import {
 import type { GenService, GenServiceMethods } from "@bufbuild/protobuf/codegenv2";
 import * as grpc from "@grpc/grpc-js";
 import type { Logger } from "pino";
+import { type Identity, UNAUTHENTICATED } from "../auth/authenticator.js";
 import { setDeadline } from "../control/cancellation.js";
 import { CancelledError, DeadlineExceededError, ResourceExhaustedError } from "../errors.js";
 import { type FastDecoder, type Precheck, RejectedRequest, safeDeserializer } from "./request-decoding.js";
@@ -41,6 +42,8 @@ export interface CallContext {
   readonly signal: AbortSignal;
   /** A child logger carrying the request id and method (built on first use). */
   readonly log: Logger;
+  /** Who is calling (UNAUTHENTICATED while authentication is off, and on open services). */
+  readonly identity: Identity;
 }
 
 type Unary<I extends DescMessage, O extends DescMessage> = (
@@ -95,6 +98,12 @@ export interface AdapterOptions {
   prechecks?: Readonly<Record<string, Precheck>>;
   /** Request decoders by method that bypass protobuf-es for the messages they accept (after the precheck). */
   decoders?: Readonly<Record<string, FastDecoder>>;
+  /**
+   * Per method ("service/Method"), built once: the check that turns the call's `authorization`
+   * metadata into its identity or throws (UNAUTHENTICATED, PERMISSION_DENIED) before the request
+   * is looked at. Undefined (or returning undefined) for methods open to anyone.
+   */
+  authorize?: (method: string) => ((authorization: unknown) => Identity) | undefined;
 }
 
 /** Adds `service`, implemented by `handlers`, to `server`. */
@@ -153,6 +162,7 @@ type AnyCall =
  * live on the prototype: a call that needs none of them (the hot path) costs one small object.
  */
 class Context implements CallContext {
+  identity: Identity = UNAUTHENTICATED;
   private id: string | undefined;
   private logger: Logger | undefined;
   private aborts: AbortSignal | undefined;
@@ -189,7 +199,11 @@ class Context implements CallContext {
   }
 
   get log(): Logger {
-    this.logger ??= this.baseLog.child({ requestId: this.requestId, method: this.method });
+    this.logger ??= this.baseLog.child({
+      requestId: this.requestId,
+      method: this.method,
+      ...(this.identity.authenticated ? { caller: this.identity.auditName } : {}),
+    });
     return this.logger;
   }
 
@@ -221,6 +235,14 @@ function wrap(method: DescMethod, handler: (...args: never[]) => unknown, option
   const name = `${method.parent.typeName}/${method.name}`;
   const { log, observe } = options;
   const begin = options.begin?.(name);
+  const guard = options.authorize?.(name);
+  // Who is calling, before anything else about the call: a refused caller learns nothing more.
+  const authorize =
+    guard === undefined
+      ? undefined
+      : (ctx: Context, call: AnyCall) => {
+          ctx.identity = guard(call.metadata.get("authorization")[0]);
+        };
   const finish = (ctx: Context, started: number, error?: unknown): Partial<grpc.StatusObject> | undefined => {
     ctx.dispose();
     const status = error === undefined ? undefined : toStatus(error, ctx.requestId);
@@ -237,6 +259,7 @@ function wrap(method: DescMethod, handler: (...args: never[]) => unknown, option
         const ctx = new Context(name, unary, log);
         let response: unknown;
         try {
+          authorize?.(ctx, unary);
           response = call(accepted(unary.request), ctx);
         } catch (error: unknown) {
           callback(finish(ctx, started, error) as grpc.ServerErrorResponse);
@@ -260,7 +283,10 @@ function wrap(method: DescMethod, handler: (...args: never[]) => unknown, option
         begin?.();
         const startedAt = performance.now();
         const ctx = new Context(name, stream, log);
-        settle(() => call(readStream(stream, ctx.signal, options.streams, startedAt), ctx)).then(
+        settle(() => {
+          authorize?.(ctx, stream);
+          return call(readStream(stream, ctx.signal, options.streams, startedAt), ctx);
+        }).then(
           (response) => {
             finish(ctx, startedAt);
             callback(null, response);
@@ -273,7 +299,10 @@ function wrap(method: DescMethod, handler: (...args: never[]) => unknown, option
         begin?.();
         const started = performance.now();
         const ctx = new Context(name, stream, log);
-        settle(() => call(accepted(stream.request), sender(stream, ctx.signal, options.streams.idleMs), ctx)).then(
+        settle(() => {
+          authorize?.(ctx, stream);
+          return call(accepted(stream.request), sender(stream, ctx.signal, options.streams.idleMs), ctx);
+        }).then(
           () => {
             finish(ctx, started);
             stream.end();

@@ -8,7 +8,7 @@ import type { EvaluationService } from "../service/evaluation-service.js";
 import type { EventLoader } from "../service/event-loader.js";
 import type { MemberReads } from "../service/member-reads.js";
 import type { MemberService, ImportMode as ServiceImportMode, UserIds } from "../service/member-service.js";
-import type { SegmentDefinition, SegmentService } from "../service/segment-service.js";
+import type { Actor, SegmentDefinition, SegmentService } from "../service/segment-service.js";
 import type { SegmentState } from "../service/segment-state.js";
 import type { CallContext, ServiceHandlers } from "./adapter.js";
 import { evaluationToProto, queryFromProto, scheduleFromProto, segmentToProto, statusFromProto, typeFromProto } from "./convert.js";
@@ -47,7 +47,7 @@ export function segmentHandlers({
             query: queryFromProto(req.query),
             schedule: scheduleFromProto(req.schedule),
           },
-          caller(ctx),
+          actor(ctx),
           ctx.signal,
         ),
       ),
@@ -68,24 +68,25 @@ export function segmentHandlers({
         throw new InvalidArgumentError("segment.id", "must be empty or equal segment_id");
       }
       return wire(
-        await segments.updateSegment(req.segmentId, req.updateMask?.paths ?? [], definitionFromProto(req.segment), caller(ctx), ctx.signal),
+        await segments.updateSegment(req.segmentId, req.updateMask?.paths ?? [], definitionFromProto(req.segment), actor(ctx), ctx.signal),
       );
     },
     deleteSegment: async (req, ctx) => {
       await segments.deleteSegment(req.segmentId, ctx.signal);
       return {};
     },
-    activateSegment: async (req, ctx) => wire(await segments.transition(req.segmentId, "ActivateSegment", caller(ctx), ctx.signal)),
-    pauseSegment: async (req, ctx) => wire(await segments.transition(req.segmentId, "PauseSegment", caller(ctx), ctx.signal)),
-    resumeSegment: async (req, ctx) => wire(await segments.transition(req.segmentId, "ResumeSegment", caller(ctx), ctx.signal)),
-    archiveSegment: async (req, ctx) => wire(await segments.transition(req.segmentId, "ArchiveSegment", caller(ctx), ctx.signal)),
-    restoreSegment: async (req, ctx) => wire(await segments.transition(req.segmentId, "RestoreSegment", caller(ctx), ctx.signal)),
+    activateSegment: async (req, ctx) => wire(await segments.transition(req.segmentId, "ActivateSegment", actor(ctx), ctx.signal)),
+    pauseSegment: async (req, ctx) => wire(await segments.transition(req.segmentId, "PauseSegment", actor(ctx), ctx.signal)),
+    resumeSegment: async (req, ctx) => wire(await segments.transition(req.segmentId, "ResumeSegment", actor(ctx), ctx.signal)),
+    archiveSegment: async (req, ctx) => wire(await segments.transition(req.segmentId, "ArchiveSegment", actor(ctx), ctx.signal)),
+    restoreSegment: async (req, ctx) => wire(await segments.transition(req.segmentId, "RestoreSegment", actor(ctx), ctx.signal)),
     listSegmentHistory: async (req) => {
       const page = await segments.listHistory(req.segmentId, req.pageSize, req.pageToken);
       return {
         entries: page.entries.map((e) => ({
           time: timestampFromDate(e.at),
           caller: e.caller,
+          onBehalfOf: e.onBehalfOf,
           action: SegmentHistoryAction[e.action],
           fromStatus: e.fromStatus === null ? SegmentStatus.UNSPECIFIED : SegmentStatus[e.fromStatus],
           toStatus: SegmentStatus[e.toStatus],
@@ -226,10 +227,10 @@ function timeZoneOf(zone: string): string {
   return zone === "" ? "UTC" : zone;
 }
 
-/** Who is calling, as the client declares it in `x-caller` (there is no authentication yet). */
-function caller(ctx: CallContext): string {
+/** Who is calling: the authenticated identity, and whom it acts for as the client declares in `x-caller`. */
+function actor(ctx: CallContext): Actor {
   const value = ctx.metadata.get("x-caller")[0];
-  return typeof value === "string" ? value.slice(0, 256) : "";
+  return { caller: ctx.identity.auditName, onBehalfOf: typeof value === "string" ? value.slice(0, 256) : "" };
 }
 
 /** The first message of a client stream (required) and an iterator over the rest. */

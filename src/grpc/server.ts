@@ -6,9 +6,13 @@ import type { DescService } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
 import type { Logger } from "pino";
 import type { AudienceService } from "../audience/audience-service.js";
+import type { Authenticator } from "../auth/authenticator.js";
+import { OPEN_SERVICES } from "../auth/roles.js";
+import type { TokenService } from "../auth/token-service.js";
 import { UnavailableError } from "../errors.js";
 import type { MembershipWatcher } from "../feed/watch.js";
 import { file_grpc_health_v1_health, Health, HealthCheckResponse_ServingStatus } from "../gen/grpc/health/v1/health_pb.js";
+import { AccessService as AccessServiceDesc, file_segments_v1_access_service } from "../gen/segments/v1/access_service_pb.js";
 import {
   file_segments_v1_membership_service,
   MembershipService as MembershipServiceDesc,
@@ -23,6 +27,7 @@ import type { ReplicaReads } from "../service/replica-reads.js";
 import type { SegmentService } from "../service/segment-service.js";
 import type { SegmentState } from "../service/segment-state.js";
 import { MAX_SEGMENTS_PER_CHECK, USER_ID_MAX_BYTES } from "../service/validation.js";
+import { accessHandlers } from "./access-handlers.js";
 import { addService, type CallObserver, type ServiceHandlers } from "./adapter.js";
 import { CallStats } from "./call-stats.js";
 import { decodeCheckRequest } from "./check-decoding.js";
@@ -42,6 +47,8 @@ export interface GrpcServerDeps {
   maxMessageBytes: number;
   maxIdsPerCall: number;
   streams: StreamLimits;
+  /** Checks every call of our services against the role table (health and reflection stay open). */
+  authenticator: Authenticator;
 }
 
 /** What the server serves, once the state is loaded. */
@@ -56,6 +63,7 @@ export interface ServedServices {
   events: EventLoader;
   replica: ReplicaReads;
   watcher: MembershipWatcher;
+  tokens: TokenService;
 }
 
 /**
@@ -68,6 +76,7 @@ const KEEPALIVE_TIMEOUT_MS = 20_000;
 interface LoadedHandlers {
   segments: ServiceHandlers<typeof SegmentServiceDesc>;
   membership: ServiceHandlers<typeof MembershipServiceDesc>;
+  access: ServiceHandlers<typeof AccessServiceDesc>;
 }
 
 /**
@@ -77,7 +86,7 @@ interface LoadedHandlers {
  */
 export class GrpcServer {
   readonly health = new HealthState(
-    [SegmentServiceDesc.typeName, MembershipServiceDesc.typeName],
+    [SegmentServiceDesc.typeName, MembershipServiceDesc.typeName, AccessServiceDesc.typeName],
     HealthCheckResponse_ServingStatus.NOT_SERVING,
   );
   readonly calls = new CallStats();
@@ -95,6 +104,8 @@ export class GrpcServer {
       log: deps.log,
       observe: observer(deps.log, this.calls),
       begin: (method: string) => this.calls.starts(method),
+      authorize: (method: string) =>
+        OPEN_SERVICES.includes(method.slice(0, method.indexOf("/"))) ? undefined : deps.authenticator.guard(method),
       streams: deps.streams,
       prechecks: prechecks(deps.maxIdsPerCall),
       // Ids stay UTF-8 from the wire to the directory lookup (no string per id) on the paths that carry many.
@@ -119,21 +130,36 @@ export class GrpcServer {
       whenLoaded(MembershipServiceDesc, () => this.loaded?.membership),
       options,
     );
+    addService(
+      this.server,
+      AccessServiceDesc,
+      whenLoaded(AccessServiceDesc, () => this.loaded?.access),
+      options,
+    );
     addService(this.server, Health, this.health.handlers(), options);
-    addReflection(this.server, [file_segments_v1_segment_service, file_segments_v1_membership_service, file_grpc_health_v1_health]);
+    addReflection(this.server, [
+      file_segments_v1_segment_service,
+      file_segments_v1_membership_service,
+      file_segments_v1_access_service,
+      file_grpc_health_v1_health,
+    ]);
   }
 
   /** Installs the loaded services and reports SERVING. */
   serve(services: ServedServices): void {
-    this.loaded = { segments: segmentHandlers(services), membership: membershipHandlers(services) };
+    this.loaded = {
+      segments: segmentHandlers(services),
+      membership: membershipHandlers(services),
+      access: accessHandlers(services.tokens),
+    };
     this.health.startServing();
   }
 
-  /** Binds and starts accepting calls; resolves to the bound port (useful with port 0). */
-  listen(host: string, port: number): Promise<number> {
+  /** Binds and starts accepting calls (plaintext unless `credentials` say TLS); resolves to the bound port (useful with port 0). */
+  listen(host: string, port: number, credentials = grpc.ServerCredentials.createInsecure()): Promise<number> {
     const address = host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
     return new Promise((resolve, reject) => {
-      this.server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (error, bound) => (error ? reject(error) : resolve(bound)));
+      this.server.bindAsync(address, credentials, (error, bound) => (error ? reject(error) : resolve(bound)));
     });
   }
 
@@ -203,7 +229,7 @@ function prechecks(maxIds: number): Record<string, Precheck> {
     [`${memberships}/ValidateTargeting`]: segmentLists([1], "segment_ids"),
     [`${memberships}/WatchMembership`]: segmentLists([1], "segment_ids"),
   };
-  for (const service of [SegmentServiceDesc, MembershipServiceDesc]) {
+  for (const service of [SegmentServiceDesc, MembershipServiceDesc, AccessServiceDesc]) {
     for (const method of service.methods) {
       if (LIST_METHODS.has(method.name)) continue;
       const key = `${service.typeName}/${method.name}`;

@@ -14,7 +14,9 @@ import {
   FailedPreconditionError,
   InvalidArgumentError,
   NotFoundError,
+  PermissionDeniedError,
   ResourceExhaustedError,
+  UnauthenticatedError,
   UnavailableError,
 } from "../errors.js";
 import {
@@ -100,6 +102,8 @@ function describe(error: unknown): { code: grpc.status; message: string; details
     };
   }
   if (error instanceof CancelledError) return { code: grpc.status.CANCELLED, message: error.message, details: [] };
+  if (error instanceof UnauthenticatedError) return { code: grpc.status.UNAUTHENTICATED, message: error.message, details: [] };
+  if (error instanceof PermissionDeniedError) return { code: grpc.status.PERMISSION_DENIED, message: error.message, details: [] };
   return { code: grpc.status.INTERNAL, message: "internal error; the request id is in the error details", details: [] };
 }
 

@@ -2,13 +2,15 @@
  * The HTTP side port: `/healthz` for orchestrators and `/metrics` in Prometheus text format.
  * Both read in-memory state only, so they answer even when the database is down.
  */
-import { createServer, type Server } from "node:http";
+import { createServer, type RequestListener, type Server } from "node:http";
+import { createServer as createTlsServer } from "node:https";
 import type { AddressInfo } from "node:net";
 import { status as grpcStatus } from "@grpc/grpc-js";
 import type { CallStats } from "../grpc/call-stats.js";
 import type { HealthState } from "../grpc/health.js";
 import { SEGMENT_STATUSES } from "../model.js";
 import type { SegmentState } from "../service/segment-state.js";
+import type { CertificateFiles } from "../tls/certificates.js";
 
 /** What the endpoints report on. */
 export interface HttpServerDeps {
@@ -17,9 +19,17 @@ export interface HttpServerDeps {
   calls: CallStats;
 }
 
-/** Starts the HTTP server; resolves to it and its bound port. */
-export async function startHttpServer(deps: HttpServerDeps, host: string, port: number): Promise<{ server: Server; port: number }> {
-  const server = createServer((req, res) => {
+/**
+ * Starts the HTTP server, over TLS when `certificates` are given (new connections get reloaded
+ * ones); resolves to it and its bound port.
+ */
+export async function startHttpServer(
+  deps: HttpServerDeps,
+  host: string,
+  port: number,
+  certificates?: CertificateFiles,
+): Promise<{ server: Server; port: number }> {
+  const handler: RequestListener = (req, res) => {
     if (req.method === "GET" && req.url === "/healthz") {
       const serving = deps.health.isServing();
       res.writeHead(serving ? 200 : 503, { "content-type": "text/plain" }).end(serving ? "ok\n" : "not serving\n");
@@ -28,7 +38,14 @@ export async function startHttpServer(deps: HttpServerDeps, host: string, port: 
     } else {
       res.writeHead(404, { "content-type": "text/plain" }).end("not found; try /healthz or /metrics\n");
     }
-  });
+  };
+  let server: Server;
+  if (certificates === undefined) server = createServer(handler);
+  else {
+    const tls = createTlsServer(certificates.secureContextOptions(), handler);
+    certificates.onReload(() => tls.setSecureContext(certificates.secureContextOptions()));
+    server = tls;
+  }
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(port, host, () => resolve());

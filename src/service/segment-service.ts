@@ -39,6 +39,9 @@ const EDITABLE_IN: Record<UpdatePath, readonly SegmentStatus[]> = {
   schedule: ["DRAFT", "ACTIVE", "PAUSED"],
 };
 
+/** Who made a change, as the audit trail records it. */
+export type Actor = Pick<HistoryEntry, "caller" | "onBehalfOf">;
+
 /** Dependencies, built by the composition root. */
 export interface SegmentServiceDeps {
   state: SegmentState;
@@ -55,7 +58,7 @@ export class SegmentService {
   constructor(private readonly deps: SegmentServiceDeps) {}
 
   /** Creates a segment in DRAFT. */
-  async createSegment(input: SegmentDefinition, caller: string, signal?: AbortSignal): Promise<Segment> {
+  async createSegment(input: SegmentDefinition, actor: Actor, signal?: AbortSignal): Promise<Segment> {
     const name = validName(input.name);
     const description = validDescription(input.description);
     if (input.type === undefined) throw new InvalidArgumentError("type", "is required: STATIC, DYNAMIC or EVERYONE");
@@ -65,7 +68,7 @@ export class SegmentService {
     const segment = newSegment({ name, description, type: input.type, query: input.query, schedule: input.schedule }, now);
     const fields = ["name", "type", ...(description === "" ? [] : ["description"]), ...(input.query === null ? [] : ["query"])];
     if (input.schedule !== null) fields.push("schedule");
-    await this.deps.store.insertSegment(segment, entry(now, "CREATE", caller, null, "DRAFT", fields), signal);
+    await this.deps.store.insertSegment(segment, entry(now, "CREATE", actor, null, "DRAFT", fields), signal);
     this.deps.state.segments.set(segment.id, segment);
     return segment;
   }
@@ -90,7 +93,7 @@ export class SegmentService {
     id: string,
     paths: readonly string[],
     input: SegmentDefinition,
-    caller: string,
+    actor: Actor,
     signal?: AbortSignal,
   ): Promise<Segment> {
     const mask = checkMask(paths);
@@ -113,7 +116,7 @@ export class SegmentService {
         if (changed.length === 0) return segment;
         const now = this.deps.clock();
         const updated: Segment = { ...next, updatedAt: now };
-        await this.deps.store.updateSegment(updated, entry(now, "UPDATE", caller, segment.status, segment.status, changed), signal);
+        await this.deps.store.updateSegment(updated, entry(now, "UPDATE", actor, segment.status, segment.status, changed), signal);
         this.deps.state.segments.set(id, updated);
         return updated;
       },
@@ -142,7 +145,7 @@ export class SegmentService {
   }
 
   /** Moves a segment through its lifecycle (activate, pause, resume, archive, restore). */
-  async transition(id: string, transition: Transition, caller: string, signal?: AbortSignal): Promise<Segment> {
+  async transition(id: string, transition: Transition, actor: Actor, signal?: AbortSignal): Promise<Segment> {
     this.deps.state.require(id);
     return this.deps.locks.run(
       id,
@@ -153,7 +156,7 @@ export class SegmentService {
         const now = this.deps.clock();
         const archivedAt = status === "ARCHIVED" ? now : null;
         const next: Segment = { ...segment, status, updatedAt: now, archivedAt };
-        await this.deps.store.updateSegment(next, entry(now, transitionAction(transition), caller, segment.status, status, []), signal);
+        await this.deps.store.updateSegment(next, entry(now, transitionAction(transition), actor, segment.status, status, []), signal);
         this.deps.state.publishSegment(next);
         return next;
       },
@@ -221,12 +224,12 @@ export function newSegment(definition: SegmentDefinition & { type: SegmentType }
 function entry(
   at: Date,
   action: HistoryEntry["action"],
-  caller: string,
+  actor: Actor,
   from: SegmentStatus | null,
   to: SegmentStatus,
   fields: string[],
 ): HistoryEntry {
-  return { at, action, caller, fromStatus: from, toStatus: to, changedFields: fields };
+  return { at, action, caller: actor.caller, onBehalfOf: actor.onBehalfOf, fromStatus: from, toStatus: to, changedFields: fields };
 }
 
 /** Request-level consistency of a definition (INVALID_ARGUMENT: the request itself is wrong). */

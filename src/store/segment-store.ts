@@ -69,6 +69,7 @@ interface HistoryRow {
   at: Date;
   action: HistoryAction;
   caller: string;
+  on_behalf_of: string;
   from_status: SegmentStatus | null;
   to_status: SegmentStatus;
   changed_fields: string[];
@@ -133,7 +134,7 @@ export class SegmentStore {
   /** Up to `limit` audit entries of a segment, newest first, older than `beforeSeq` (0: from the newest). */
   async listHistory(segmentId: string, beforeSeq: number, limit: number): Promise<(HistoryEntry & { seq: number })[]> {
     const rows = await this.db.query<HistoryRow>(
-      `SELECT seq, at, action, caller, from_status, to_status, changed_fields FROM segment_history
+      `SELECT seq, at, action, caller, on_behalf_of, from_status, to_status, changed_fields FROM segment_history
        WHERE segment_id = $1 AND ($2::bigint = 0 OR seq < $2) ORDER BY seq DESC LIMIT $3`,
       [segmentId, beforeSeq, limit],
     );
@@ -142,6 +143,7 @@ export class SegmentStore {
       at: row.at,
       action: row.action,
       caller: row.caller,
+      onBehalfOf: row.on_behalf_of,
       fromStatus: row.from_status,
       toStatus: row.to_status,
       changedFields: row.changed_fields,
@@ -327,8 +329,8 @@ function toSegment(row: SegmentRow): Segment {
 
 async function appendHistory(tx: Queryable, segmentId: string, entry: HistoryEntry): Promise<void> {
   await tx.query(
-    `INSERT INTO segment_history (segment_id, at, action, caller, from_status, to_status, changed_fields)
-     VALUES ($1, $2, $3, $4, $5, $6, $7::text[])`,
-    [segmentId, entry.at, entry.action, entry.caller, entry.fromStatus, entry.toStatus, entry.changedFields],
+    `INSERT INTO segment_history (segment_id, at, action, caller, on_behalf_of, from_status, to_status, changed_fields)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8::text[])`,
+    [segmentId, entry.at, entry.action, entry.caller, entry.onBehalfOf, entry.fromStatus, entry.toStatus, entry.changedFields],
   );
 }

@@ -17,6 +17,7 @@ import type { Database } from "../../src/store/database.js";
 import { migrate } from "../../src/store/migrate.js";
 import { SegmentStore } from "../../src/store/segment-store.js";
 import { UserStore } from "../../src/store/user-store.js";
+import { NOBODY } from "../support/actor.js";
 import { STORES, type TestStore } from "../support/stores.js";
 
 describe.each(STORES)("catching up with a foreign commit on $name", (kind) => {
@@ -45,7 +46,10 @@ describe.each(STORES)("catching up with a foreign commit on $name", (kind) => {
 
   it("refuses the stale write once with UNAVAILABLE, then applies the retry on top", async () => {
     const ours = await writer();
-    const { id } = await ours.segments.createSegment({ name: "Shared", description: "", type: "STATIC", query: null, schedule: null }, "");
+    const { id } = await ours.segments.createSegment(
+      { name: "Shared", description: "", type: "STATIC", query: null, schedule: null },
+      NOBODY,
+    );
     await ours.members.addMembers(id, ["a"]);
     // Another writer, loaded now, commits version 2 behind our back.
     const other = await writer();

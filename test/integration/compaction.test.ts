@@ -19,6 +19,7 @@ import type { Database } from "../../src/store/database.js";
 import { migrate } from "../../src/store/migrate.js";
 import { SegmentStore } from "../../src/store/segment-store.js";
 import { UserStore } from "../../src/store/user-store.js";
+import { NOBODY } from "../support/actor.js";
 import { STORES, type TestStore } from "../support/stores.js";
 
 const DAY = 86_400_000;
@@ -67,7 +68,10 @@ describe.each(STORES)("compaction on $name", (kind) => {
   it("snapshots after the threshold, prunes past retention, and rebuilds what it keeps", async () => {
     let state = await loadState(new SegmentStore(db), new UserStore(db));
     let s = services(state);
-    const { id } = await s.segments.createSegment({ name: "Compacted", description: "", type: "STATIC", query: null, schedule: null }, "");
+    const { id } = await s.segments.createSegment(
+      { name: "Compacted", description: "", type: "STATIC", query: null, schedule: null },
+      NOBODY,
+    );
     const expected: string[][] = [[]];
     for (let v = 1; v <= 5; v++) {
       await s.members.addMembers(id, [`m${v}`]);

@@ -301,7 +301,8 @@ describe.each(STORES)("segment lifecycle on $name", (kind) => {
     // The mask named name too, but only the description changed.
     expect(entries[3]?.changedFields).toEqual(["description"]);
     expect(entries[4]?.changedFields).toEqual(["name", "type"]);
-    expect(entries[4]?.caller).toBe("alice@example.com");
-    expect(entries[0]?.caller).toBe("");
+    // No token configured: the caller is "unauthenticated"; x-caller is only who it acted for.
+    expect(entries[4]).toMatchObject({ caller: "unauthenticated", onBehalfOf: "alice@example.com" });
+    expect(entries[0]).toMatchObject({ caller: "unauthenticated", onBehalfOf: "" });
   });
 });

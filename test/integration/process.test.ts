@@ -48,6 +48,7 @@ describe("the service process", () => {
     expect([...services].sort()).toEqual([
       "grpc.health.v1.Health",
       "grpc.reflection.v1.ServerReflection",
+      "segments.v1.AccessService",
       "segments.v1.MembershipService",
       "segments.v1.SegmentService",
     ]);

@@ -32,6 +32,7 @@ import type { Database } from "../../src/store/database.js";
 import { migrate } from "../../src/store/migrate.js";
 import { SegmentStore } from "../../src/store/segment-store.js";
 import { UserStore } from "../../src/store/user-store.js";
+import { NOBODY } from "../support/actor.js";
 import { startService, type TestService, useService } from "../support/service.js";
 import { failure } from "../support/status.js";
 import { STORES, type TestStore } from "../support/stores.js";
@@ -517,8 +518,8 @@ describe.each(STORES)("the change feed below gRPC on $name", (kind) => {
   };
   type Process = Awaited<ReturnType<typeof processOn>>;
   const activeSegment = async (p: Process, name: string) => {
-    const { id } = await p.segments.createSegment({ name, description: "", type: "STATIC", query: null, schedule: null }, "");
-    await p.segments.transition(id, "ActivateSegment", "");
+    const { id } = await p.segments.createSegment({ name, description: "", type: "STATIC", query: null, schedule: null }, NOBODY);
+    await p.segments.transition(id, "ActivateSegment", NOBODY);
     return id;
   };
   /** Watches `id` from `from`; `send` may hold a message back (a slow reader). */

@@ -58,3 +58,10 @@ export const STORES: StoreKind[] = [
   { name: "pglite", create: pgliteStore },
   { name: "postgres", create: postgresStore },
 ];
+
+/** The store kind named `name`. */
+export function storeKind(name: StoreKind["name"]): StoreKind {
+  const kind = STORES.find((s) => s.name === name);
+  if (kind === undefined) throw new Error(`no store kind ${name}`);
+  return kind;
+}
