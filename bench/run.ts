@@ -10,6 +10,7 @@ import { type BenchContext, setUp } from "./lib/context.js";
 import { parseOptions, type Scenario } from "./lib/options.js";
 import { machine, markdownTable, type Row, type RunResult, writeResult } from "./lib/report.js";
 import { audienceScenario } from "./scenarios/audience.js";
+import { authScenario } from "./scenarios/auth.js";
 import { batchCheck } from "./scenarios/batch-check.js";
 import { bulk } from "./scenarios/bulk.js";
 import { check } from "./scenarios/check.js";
@@ -47,6 +48,7 @@ const SERVICE_SCENARIOS: Record<
   events: eventsScenario,
   evaluate: evaluateScenario,
   "list-user-segments": listUserSegments,
+  auth: authScenario,
 };
 
 async function main(): Promise<void> {

@@ -17,7 +17,7 @@ import { latencyHistogram, MAX_US } from "./histogram.js";
 
 /** What a worker calls. Batch kinds ask about `batch` random users per call. */
 export type Target =
-  | { kind: "grpc-check"; address: string; segmentId: string }
+  | { kind: "grpc-check"; address: string; segmentId: string; token?: string }
   | { kind: "grpc-noop"; address: string }
   | { kind: "grpc-list-user-segments"; address: string }
   | { kind: "redis-sismember"; url: string; key: string }
@@ -64,7 +64,11 @@ async function connect(job: WorkerJob, random: Random): Promise<{ call: Call; cl
     case "grpc-check": {
       const client = createClient(MembershipService, target.address);
       const segmentIds = [target.segmentId];
-      return { call: () => client.checkMembership({ userId: userId(seed, user()), segmentIds }), close: async () => client.close() };
+      const options = target.token === undefined ? undefined : { metadata: { authorization: `Bearer ${target.token}` } };
+      return {
+        call: () => client.checkMembership({ userId: userId(seed, user()), segmentIds }, options),
+        close: async () => client.close(),
+      };
     }
     case "grpc-noop": {
       const client = createClient(Health, target.address);

@@ -15,6 +15,7 @@ export const SCENARIOS = [
   "events",
   "evaluate",
   "list-user-segments",
+  "auth",
   "directory",
   "embedded-start",
 ] as const;

@@ -13,7 +13,7 @@ import { PermissionDeniedError, UnauthenticatedError } from "../errors.js";
 import type { Role } from "../model.js";
 import type { StoredToken } from "../store/token-store.js";
 import { allows, requiredRole } from "./roles.js";
-import { bearerToken, hashSecret, parseToken, secretMatches } from "./tokens.js";
+import { bearerToken, equalInConstantTime, hashSecret, parseToken, secretMatches } from "./tokens.js";
 
 /** Who a call runs as. */
 export interface Identity {
@@ -57,19 +57,25 @@ export interface AuthenticatorDeps {
 interface KnownToken {
   identity: Identity;
   hash: Uint8Array;
+  /**
+   * The secret once it has hashed to `hash`: later calls compare against it in constant time
+   * instead of hashing again (SHA-256 was ~3 µs of a ~80 µs CheckMembership). A secret that
+   * differs is still hashed, so a mismatch here only tells what the call's failure would.
+   */
+  verified?: string;
 }
 
 /** Identities from bearer tokens, and the role check of every call. */
 export class Authenticator {
   private known = new Map<string, KnownToken>();
-  private readonly bootstrapHash: Uint8Array | undefined;
+  private readonly bootstrap: KnownToken | undefined;
   private on: boolean;
   private timer: NodeJS.Timeout | undefined;
   private failing = false;
 
   constructor(private readonly deps: AuthenticatorDeps) {
-    this.bootstrapHash = deps.bootstrapToken === undefined ? undefined : hashSecret(deps.bootstrapToken);
-    this.on = this.bootstrapHash !== undefined;
+    this.bootstrap = deps.bootstrapToken === undefined ? undefined : { identity: BOOTSTRAP, hash: hashSecret(deps.bootstrapToken) };
+    this.on = this.bootstrap !== undefined;
   }
 
   /** Whether calls need a token (sticky: once on, on until the process stops). */
@@ -126,8 +132,8 @@ export class Authenticator {
     const parsed = parseToken(bearer);
     if (parsed !== undefined) {
       const token = this.known.get(parsed.id);
-      if (token !== undefined && secretMatches(parsed.secret, token.hash)) return token.identity;
-    } else if (this.bootstrapHash !== undefined && secretMatches(bearer, this.bootstrapHash)) {
+      if (token !== undefined && verifies(token, parsed.secret)) return token.identity;
+    } else if (this.bootstrap !== undefined && verifies(this.bootstrap, bearer)) {
       return BOOTSTRAP;
     }
     throw new UnauthenticatedError("the API token is not valid: unknown, revoked or malformed");
@@ -150,6 +156,13 @@ export class Authenticator {
     this.known = next;
     if (next.size > 0) this.on = true;
   }
+}
+
+function verifies(token: KnownToken, secret: string): boolean {
+  if (token.verified !== undefined && equalInConstantTime(secret, token.verified)) return true;
+  if (!secretMatches(secret, token.hash)) return false;
+  token.verified = secret;
+  return true;
 }
 
 function known(token: StoredToken): KnownToken {

@@ -3,6 +3,7 @@
  * errors and options, and the generated message types and enums of `segments.v1`.
  */
 export { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
+export * from "../gen/segments/v1/access_service_pb.js";
 export * from "../gen/segments/v1/membership_service_pb.js";
 export * from "../gen/segments/v1/segment_pb.js";
 export * from "../gen/segments/v1/segment_service_pb.js";

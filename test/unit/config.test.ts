@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { ConfigError, loadConfig, redactUrl } from "../../src/config.js";
 
@@ -26,9 +29,43 @@ describe("loadConfig", () => {
     ["GRPC_PORT", "+5"],
     ["GRPC_PORT", "0b11"],
     ["HTTP_PORT", "-1"],
+    ["ADMIN_TOKEN", "too-short"],
+    ["ADMIN_TOKEN", `${"x".repeat(20)} ${"y".repeat(20)}`],
+    ["ADMIN_TOKEN", `sgt_${"x".repeat(40)}`],
+    ["ADMIN_TOKEN_FILE", "/nonexistent/admin-token"],
+    ["ALLOW_UNAUTHENTICATED", "yes"],
+    ["TOKEN_REFRESH_MS", "10"],
+    ["TLS_CERT_FILE", "/only/the/cert.pem"],
+    ["TLS_CA_FILE", "/only/the/ca.pem"],
   ])("fails naming %s=%s", (name, value) => {
     expect(() => loadConfig({ [name]: value })).toThrow(ConfigError);
     expect(() => loadConfig({ [name]: value })).toThrow(name);
+  });
+
+  it("never echoes a refused ADMIN_TOKEN", () => {
+    expect(() => loadConfig({ ADMIN_TOKEN: "hunter2-secret" })).toThrow(/^(?!.*hunter2)/);
+  });
+
+  it("reads the admin token from the first line of ADMIN_TOKEN_FILE, and not together with ADMIN_TOKEN", () => {
+    const dir = mkdtempSync(join(tmpdir(), "segments-config-"));
+    const file = join(dir, "token");
+    writeFileSync(file, `${"t".repeat(40)}\n`);
+    try {
+      expect(loadConfig({ ADMIN_TOKEN_FILE: file }).adminToken).toBe("t".repeat(40));
+      expect(() => loadConfig({ ADMIN_TOKEN_FILE: file, ADMIN_TOKEN: "u".repeat(40) })).toThrow(/not both/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("takes TLS files together, the CA only with them", () => {
+    expect(loadConfig({ TLS_CERT_FILE: "c.pem", TLS_KEY_FILE: "k.pem" }).tls).toEqual({
+      certFile: "c.pem",
+      keyFile: "k.pem",
+      caFile: undefined,
+    });
+    expect(loadConfig({ TLS_CERT_FILE: "c.pem", TLS_KEY_FILE: "k.pem", TLS_CA_FILE: "ca.pem" }).tls?.caFile).toBe("ca.pem");
+    expect(loadConfig({}).tls).toBeUndefined();
   });
 
   it("redacts the password from database URLs", () => {
