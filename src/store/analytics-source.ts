@@ -280,7 +280,8 @@ function translate(error: unknown, timeoutMs: number): unknown {
 /**
  * PGlite: one `COPY … TO '/dev/blob'` in the worker, its bytes split into chunks here. PGlite
  * ignores statement_timeout and cannot interrupt a statement: at the timeout the caller gets
- * DEADLINE_EXCEEDED, while the embedded database finishes the statement in the background.
+ * DEADLINE_EXCEEDED, while the embedded database finishes the statement in the background. The
+ * row cap bounds that work: the COPY stops one row past it.
  */
 class PgliteAnalyticsSource implements AnalyticsSource {
   constructor(
@@ -292,7 +293,10 @@ class PgliteAnalyticsSource implements AnalyticsSource {
     const { setup, select } = preamble(query, this.role);
     const { signal, dispose } = runSignal(limits, 0);
     try {
-      const out = await this.db.copyOutReadOnly(setup, { text: `COPY (${select}) TO '/dev/blob'` }, signal);
+      // One row past the cap is enough to know it was passed: without the LIMIT a runaway query
+      // (generate_series(1, 1e8)) held the only connection for 30 s after its caller had gone.
+      const limit = Math.floor(limits.rowCap) + 1;
+      const out = await this.db.copyOutReadOnly(setup, { text: `COPY (${select} LIMIT ${limit}) TO '/dev/blob'` }, signal);
       if (out.rowCount > limits.rowCap) {
         throw new ResourceExhaustedError("row_cap", `the analytics query returned more than its row cap of ${limits.rowCap} rows`);
       }
