@@ -26,8 +26,8 @@ export interface SegmentsClientOptions {
   onRetry?: (event: RetryEvent) => void;
   /** Keepalive pings, merged over DEFAULT_KEEPALIVE. */
   keepalive?: Partial<KeepaliveOptions>;
-  /** API token sent with every call as `authorization: Bearer <token>`. */
-  token?: string;
+  /** API token sent with every call as `authorization: Bearer <token>`; undefined or empty: none. */
+  token?: string | undefined;
   /** Metadata sent with every call, e.g. `{ "x-caller": "alice@example.com" }` (the audit trail's "on behalf of"). */
   metadata?: Record<string, string>;
   /** Raw grpc-js channel options, applied last. */
@@ -62,7 +62,10 @@ export class SegmentsClient {
       defaultTimeoutMs: (method: DescMethod) => deadlines[methodPolicy(method).kind],
       idempotent: (method: DescMethod) => methodPolicy(method).idempotent,
       retry: validateRetryPolicy(retry),
-      metadata: { ...options.metadata, ...(options.token === undefined ? {} : { authorization: `Bearer ${options.token}` }) },
+      metadata: {
+        ...options.metadata,
+        ...(options.token === undefined || options.token === "" ? {} : { authorization: `Bearer ${options.token}` }),
+      },
       generateRequestIds: true,
       decodeErrors: true,
       onRetry: options.onRetry,
