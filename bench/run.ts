@@ -21,6 +21,7 @@ import { importScenario } from "./scenarios/import.js";
 import { importCheck } from "./scenarios/import-check.js";
 import { listUserSegments } from "./scenarios/list-user-segments.js";
 import { memory } from "./scenarios/memory.js";
+import { metricsCostScenario } from "./scenarios/metrics-cost.js";
 import { replicaScenario } from "./scenarios/replica.js";
 import { restart } from "./scenarios/restart.js";
 import { subtractScenario } from "./scenarios/subtract.js";
@@ -49,6 +50,7 @@ const SERVICE_SCENARIOS: Record<
   evaluate: evaluateScenario,
   "list-user-segments": listUserSegments,
   auth: authScenario,
+  "metrics-cost": metricsCostScenario,
 };
 
 async function main(): Promise<void> {

@@ -13,6 +13,8 @@ import { ChangeFeed } from "./feed/change-feed.js";
 import { MembershipWatcher } from "./feed/watch.js";
 import { GrpcServer } from "./grpc/server.js";
 import { startHttpServer } from "./http/http-server.js";
+import { createRegistry } from "./metrics/registry.js";
+import { serviceMetrics } from "./metrics/service-metrics.js";
 import { Scheduler } from "./schedule/scheduler.js";
 import { Compactor } from "./service/compaction.js";
 import { EvaluationService } from "./service/evaluation-service.js";
@@ -33,9 +35,13 @@ import { PgliteDatabase } from "./store/pglite-database.js";
 import { PostgresDatabase } from "./store/postgres-database.js";
 import { ScheduleStore } from "./store/schedule-store.js";
 import { SegmentStore } from "./store/segment-store.js";
+import { timedDatabase } from "./store/timed-database.js";
 import { TokenStore } from "./store/token-store.js";
 import { UserStore } from "./store/user-store.js";
 import { CertificateFiles, grpcServerCredentials } from "./tls/certificates.js";
+
+/** How long /readyz waits for the store to answer before it reports not ready. */
+const READY_TIMEOUT_MS = 2_000;
 
 /** A running service. */
 export interface App {
@@ -75,6 +81,7 @@ export async function startApp(config: Config, log: Logger, clock: () => Date = 
     maxIdsPerCall: config.maxIdsPerCall,
     streams: { idleMs: config.streamIdleMs, maxMs: config.streamMaxMs },
     authenticator,
+    countCalls: config.metricsEnabled,
   });
   const certificates = openCertificates(config);
   const credentials = certificates === undefined ? undefined : grpcServerCredentials(certificates);
@@ -83,14 +90,16 @@ export async function startApp(config: Config, log: Logger, clock: () => Date = 
   });
   // Never serves a call: the handlers are installed with the loaded state.
   let state = new SegmentState(new Uint8Array(0));
+  let db: Database | undefined;
   // /metrics reads whichever state is current: empty while loading, then the loaded one.
-  const httpDeps = {
+  const metrics = createRegistry({
     get state() {
       return state;
     },
-    health: server.health,
-    calls: server.calls,
-  };
+    grpc: server.metrics,
+  });
+  const recorders = serviceMetrics(metrics, config.databaseUrl === undefined ? "pglite" : "postgres");
+  const httpDeps = { health: server.health, metrics, storeReachable: () => answers(db) };
   const http = await startHttpServer(httpDeps, config.grpcHost, config.httpPort, certificates).catch(async (error: unknown) => {
     server.forceShutdown();
     throw new StartupError(`cannot listen for HTTP on ${address(config.grpcHost, config.httpPort)}`, { cause: error });
@@ -104,17 +113,18 @@ export async function startApp(config: Config, log: Logger, clock: () => Date = 
     },
     "listening; loading state",
   );
-  let db: Database | undefined;
   let compactor: Compactor | undefined;
   let analytics: AnalyticsSource | undefined;
   let scheduler: Scheduler | undefined;
   try {
     db = await openDatabase(config, log);
+    // Statements and transactions are timed for /metrics; analytics queries keep the raw store.
+    const timed = timedDatabase(db, recorders.stored);
     const applied = await migrate(db);
     if (applied.length > 0) log.info({ applied }, "migrations applied");
-    const store = new SegmentStore(db);
-    const userStore = new UserStore(db);
-    tokenStore = new TokenStore(db);
+    const store = new SegmentStore(timed);
+    const userStore = new UserStore(timed);
+    tokenStore = new TokenStore(timed);
     await authenticator.load();
     checkExposure(config, authenticator.required, log);
     authenticator.start();
@@ -152,13 +162,15 @@ export async function startApp(config: Config, log: Logger, clock: () => Date = 
       clock,
       log,
       policy: { maxChanges: config.snapshotEveryChanges, minBytes: 1 << 20, retentionMs: config.historyRetentionMs },
+      recordStorage: recorders.storage,
     });
     compactor.start(config.compactionIntervalMs);
     const events = new EventLoader(new EventsStore(db, config.databaseUrl));
     const evaluations = new EvaluationService({
       state,
       members,
-      evaluations: new EvaluationStore(db),
+      evaluations: new EvaluationStore(timed),
+      recordEvaluation: recorders.evaluated,
       runner: source,
       clock,
       limits: {
@@ -171,11 +183,12 @@ export async function startApp(config: Config, log: Logger, clock: () => Date = 
     const loaded = state;
     scheduler = new Scheduler({
       clock,
-      store: new ScheduleStore(db),
+      store: new ScheduleStore(timed),
       log,
       evaluate: async (id) => void (await evaluations.evaluate(id, "SCHEDULE")),
       listSegments: () => loaded.segments.values(),
       onPlanned: (id, planned) => loaded.plannedRuns.set(id, planned),
+      onStarted: (lateMs) => recorders.scheduleStarted(lateMs / 1000),
     });
     if (config.schedulerEnabled) scheduler.start();
     const tokens = new TokenService({ store: tokenStore, authenticator, clock });
@@ -214,6 +227,20 @@ export async function startApp(config: Config, log: Logger, clock: () => Date = 
     await analytics?.close().catch(() => undefined);
     await db?.close().catch(() => undefined);
     throw error;
+  }
+}
+
+/** Whether `db` answers a trivial query within READY_TIMEOUT_MS. */
+async function answers(db: Database | undefined): Promise<boolean> {
+  if (db === undefined) return false;
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<boolean>((resolve) => {
+    timer = setTimeout(() => resolve(false), READY_TIMEOUT_MS);
+  });
+  try {
+    return await Promise.race([db.query("SELECT 1").then(() => true), late]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 

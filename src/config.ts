@@ -54,6 +54,8 @@ export interface Config {
   allowUnauthenticated: boolean;
   /** How often API tokens are re-read from the store (revocations on other replicas). */
   tokenRefreshMs: number;
+  /** Whether gRPC calls are counted for /metrics (grpc_server_*); false only to measure what counting costs. */
+  metricsEnabled: boolean;
   /** TLS for gRPC and HTTP: certificate and key files, and a CA file that makes client certificates required. */
   tls: { certFile: string; keyFile: string; caFile: string | undefined } | undefined;
 }
@@ -101,6 +103,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     allowUnauthenticated: boolean(env, "ALLOW_UNAUTHENTICATED", false),
     tokenRefreshMs: integer(env, "TOKEN_REFRESH_MS", 2_000, 100, 3_600_000),
     tls: tlsFiles(env),
+    metricsEnabled: boolean(env, "METRICS_ENABLED", true),
   };
 }
 

@@ -1,7 +1,12 @@
-/** Process entry point: configuration, logging, start, and shutdown on SIGTERM / SIGINT. */
-import { startApp } from "./app.js";
+/**
+ * Process entry point: configuration, logging, tracing, start, and shutdown on SIGTERM / SIGINT.
+ * The app is imported only after tracing has started: its instrumentations must see @grpc/grpc-js
+ * and pg load (src/telemetry/tracing.ts).
+ */
+import type { App } from "./app.js";
 import { ConfigError, loadConfig } from "./config.js";
 import { createProcessLog, describeError, type ProcessLog } from "./logging.js";
+import { startTracing } from "./telemetry/tracing.js";
 
 async function main(): Promise<void> {
   let config: ReturnType<typeof loadConfig>;
@@ -14,8 +19,12 @@ async function main(): Promise<void> {
   }
   const logging = createProcessLog({ level: config.logLevel, base: { service: "segments" } });
   const { log } = logging;
-  let app: Awaited<ReturnType<typeof startApp>>;
+  let stopTracing: Awaited<ReturnType<typeof startTracing>>;
+  let app: App;
   try {
+    stopTracing = await startTracing();
+    if (stopTracing !== undefined) log.info({ endpoint: process.env.OTEL_EXPORTER_OTLP_ENDPOINT }, "tracing to OTLP");
+    const { startApp } = await import("./app.js");
     app = await startApp(config, log);
   } catch (error: unknown) {
     // stderr as well as the log: whoever starts the process reads the reason there.
@@ -24,9 +33,10 @@ async function main(): Promise<void> {
     log.error({ err: error }, "failed to start");
     return logging.exit(1);
   }
-  handleSignals(logging, (signal) => {
+  handleSignals(logging, async (signal) => {
     log.info({ signal }, "shutting down");
-    return app.close();
+    await app.close();
+    await stopTracing?.();
   });
   // SIGHUP: renewed certificates for new connections, without dropping the process or its calls.
   process.on("SIGHUP", () => {

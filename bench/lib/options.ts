@@ -16,6 +16,7 @@ export const SCENARIOS = [
   "evaluate",
   "list-user-segments",
   "auth",
+  "metrics-cost",
   "directory",
   "embedded-start",
 ] as const;

@@ -15,10 +15,12 @@ import {
 } from "@bufbuild/protobuf";
 import type { GenService, GenServiceMethods } from "@bufbuild/protobuf/codegenv2";
 import * as grpc from "@grpc/grpc-js";
+import { trace } from "@opentelemetry/api";
 import type { Logger } from "pino";
 import { type Identity, UNAUTHENTICATED } from "../auth/authenticator.js";
 import { setDeadline } from "../control/cancellation.js";
 import { CancelledError, DeadlineExceededError, ResourceExhaustedError } from "../errors.js";
+import type { GrpcType, MethodMetrics } from "../metrics/grpc-metrics.js";
 import { type FastDecoder, type Precheck, RejectedRequest, safeDeserializer } from "./request-decoding.js";
 import { toStatus } from "./status.js";
 import { readStream, type StreamLimits } from "./stream-reader.js";
@@ -88,10 +90,11 @@ export interface AdapterOptions {
   log: Logger;
   observe: CallObserver;
   /**
-   * Per method ("service/Method"), built once: what to call as one of its handlers starts (a call
-   * cancelled before its request arrived never starts, nor finishes).
+   * Per method ("service/Method"), fetched once: where its calls are counted (started — a call
+   * cancelled before its request arrived never starts, nor finishes —, finished by code and
+   * duration, stream messages). Undefined: calls are not counted.
    */
-  begin?: (method: string) => () => void;
+  metrics?: (method: string, type: GrpcType) => MethodMetrics;
   /** Idle and duration limits of client streams (and of a server stream waiting for its reader). */
   streams: StreamLimits;
   /** Raw-byte checks by method ("segments.v1.SegmentService/AddMembers"), run before decoding. */
@@ -199,9 +202,12 @@ class Context implements CallContext {
   }
 
   get log(): Logger {
+    // With tracing on, the active span is the call's server span (its context follows the awaits).
+    const traceId = trace.getActiveSpan()?.spanContext().traceId;
     this.logger ??= this.baseLog.child({
       requestId: this.requestId,
       method: this.method,
+      ...(traceId === undefined ? {} : { traceId }),
       ...(this.identity.authenticated ? { caller: this.identity.auditName } : {}),
     });
     return this.logger;
@@ -211,6 +217,19 @@ class Context implements CallContext {
   dispose(): void {
     if (this.timer !== undefined) clearTimeout(this.timer);
   }
+}
+
+/**
+ * Sends the client's `x-request-id` back in the response headers, so a client can match an answer
+ * to the server's log lines. A call without one gets an id of the server's, which only failures
+ * report (google.rpc.ErrorInfo metadata), so the hot path does not pay for headers nobody asked for.
+ */
+function echoRequestId(call: AnyCall): void {
+  const given = call.metadata.get("x-request-id")[0];
+  if (typeof given !== "string" || given.length === 0 || given.length > 128) return;
+  const headers = new grpc.Metadata();
+  headers.set("x-request-id", given);
+  call.sendMetadata(headers);
 }
 
 /** Aborts `controller` DEADLINE_MARGIN_MS before the call's deadline, if it has one. */
@@ -234,7 +253,7 @@ function wrap(method: DescMethod, handler: (...args: never[]) => unknown, option
   // Built once per method: the metrics key, and what every call of it shares.
   const name = `${method.parent.typeName}/${method.name}`;
   const { log, observe } = options;
-  const begin = options.begin?.(name);
+  const counts = options.metrics?.(name, GRPC_TYPES[method.methodKind]);
   const guard = options.authorize?.(name);
   // Who is calling, before anything else about the call: a refused caller learns nothing more.
   const authorize =
@@ -246,7 +265,10 @@ function wrap(method: DescMethod, handler: (...args: never[]) => unknown, option
   const finish = (ctx: Context, started: number, error?: unknown): Partial<grpc.StatusObject> | undefined => {
     ctx.dispose();
     const status = error === undefined ? undefined : toStatus(error, ctx.requestId);
-    observe(status?.code ?? grpc.status.OK, performance.now() - started, ctx, error);
+    const durationMs = performance.now() - started;
+    const code = status?.code ?? grpc.status.OK;
+    counts?.finished(code, durationMs / 1000);
+    observe(code, durationMs, ctx, error);
     return status;
   };
   const call = handler as (...args: unknown[]) => unknown;
@@ -254,7 +276,8 @@ function wrap(method: DescMethod, handler: (...args: never[]) => unknown, option
     case "unary":
       // No promise unless the handler returns one: the membership reads answer synchronously.
       return (unary: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
-        begin?.();
+        if (counts !== undefined) counts.started++;
+        echoRequestId(unary);
         const started = performance.now();
         const ctx = new Context(name, unary, log);
         let response: unknown;
@@ -280,12 +303,13 @@ function wrap(method: DescMethod, handler: (...args: never[]) => unknown, option
       };
     case "client_streaming":
       return (stream: grpc.ServerReadableStream<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
-        begin?.();
+        if (counts !== undefined) counts.started++;
+        echoRequestId(stream);
         const startedAt = performance.now();
         const ctx = new Context(name, stream, log);
         settle(() => {
           authorize?.(ctx, stream);
-          return call(readStream(stream, ctx.signal, options.streams, startedAt), ctx);
+          return call(readStream(stream, ctx.signal, options.streams, startedAt, counts), ctx);
         }).then(
           (response) => {
             finish(ctx, startedAt);
@@ -296,12 +320,13 @@ function wrap(method: DescMethod, handler: (...args: never[]) => unknown, option
       };
     case "server_streaming":
       return (stream: grpc.ServerWritableStream<unknown, unknown>) => {
-        begin?.();
+        if (counts !== undefined) counts.started++;
+        echoRequestId(stream);
         const started = performance.now();
         const ctx = new Context(name, stream, log);
         settle(() => {
           authorize?.(ctx, stream);
-          return call(accepted(stream.request), sender(stream, ctx.signal, options.streams.idleMs), ctx);
+          return call(accepted(stream.request), sender(stream, ctx.signal, options.streams.idleMs, counts), ctx);
         }).then(
           () => {
             finish(ctx, started);
@@ -314,6 +339,13 @@ function wrap(method: DescMethod, handler: (...args: never[]) => unknown, option
       throw new Error(`${method.methodKind} methods are not supported (${method.parent.typeName}.${method.name})`);
   }
 }
+
+const GRPC_TYPES: Record<DescMethod["methodKind"], GrpcType> = {
+  unary: "unary",
+  client_streaming: "client_stream",
+  server_streaming: "server_stream",
+  bidi_streaming: "bidi_stream",
+};
 
 function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
   return typeof (value as PromiseLike<unknown> | undefined)?.then === "function";
@@ -343,10 +375,12 @@ function sender(
   stream: grpc.ServerWritableStream<unknown, unknown>,
   signal: AbortSignal,
   idleMs: number,
+  counts: MethodMetrics | undefined,
 ): (message: unknown) => Promise<void> {
   return (message) =>
     new Promise<void>((resolve, reject) => {
       if (signal.aborted) return reject(signal.reason);
+      if (counts !== undefined) counts.sent++;
       if (stream.write(message)) return resolve();
       const done = () => {
         clearTimeout(timer);

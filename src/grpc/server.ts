@@ -18,6 +18,7 @@ import {
   MembershipService as MembershipServiceDesc,
 } from "../gen/segments/v1/membership_service_pb.js";
 import { file_segments_v1_segment_service, SegmentService as SegmentServiceDesc } from "../gen/segments/v1/segment_service_pb.js";
+import { GrpcMetrics, type GrpcType } from "../metrics/grpc-metrics.js";
 import type { EvaluationService } from "../service/evaluation-service.js";
 import type { EventLoader } from "../service/event-loader.js";
 import type { MemberReads } from "../service/member-reads.js";
@@ -29,7 +30,6 @@ import type { SegmentState } from "../service/segment-state.js";
 import { MAX_SEGMENTS_PER_CHECK, USER_ID_MAX_BYTES } from "../service/validation.js";
 import { accessHandlers } from "./access-handlers.js";
 import { addService, type CallObserver, type ServiceHandlers } from "./adapter.js";
-import { CallStats } from "./call-stats.js";
 import { decodeCheckRequest } from "./check-decoding.js";
 import { HealthState } from "./health.js";
 import { decodeImportMembers, idListDecoder } from "./id-list-decoding.js";
@@ -49,6 +49,8 @@ export interface GrpcServerDeps {
   streams: StreamLimits;
   /** Checks every call of our services against the role table (health and reflection stay open). */
   authenticator: Authenticator;
+  /** False: calls are not counted (METRICS_ENABLED=false, for the bench's cost figure). */
+  countCalls?: boolean;
 }
 
 /** What the server serves, once the state is loaded. */
@@ -89,7 +91,8 @@ export class GrpcServer {
     [SegmentServiceDesc.typeName, MembershipServiceDesc.typeName, AccessServiceDesc.typeName],
     HealthCheckResponse_ServingStatus.NOT_SERVING,
   );
-  readonly calls = new CallStats();
+  /** Calls by method: started, finished by code and duration, stream messages (grpc_server_*). */
+  readonly metrics = new GrpcMetrics();
   private readonly server: grpc.Server;
   private loaded: LoadedHandlers | undefined;
 
@@ -102,8 +105,8 @@ export class GrpcServer {
     });
     const options = {
       log: deps.log,
-      observe: observer(deps.log, this.calls),
-      begin: (method: string) => this.calls.starts(method),
+      observe: observer(deps.log),
+      metrics: deps.countCalls === false ? undefined : (method: string, type: GrpcType) => this.metrics.method(method, type),
       authorize: (method: string) =>
         OPEN_SERVICES.includes(method.slice(0, method.indexOf("/"))) ? undefined : deps.authenticator.guard(method),
       streams: deps.streams,
@@ -254,9 +257,8 @@ function whenLoaded<S extends DescService>(service: S, current: () => ServiceHan
   return delegating as unknown as ServiceHandlers<S>;
 }
 
-function observer(log: Logger, calls: CallStats): CallObserver {
+function observer(log: Logger): CallObserver {
   return (code, durationMs, ctx, error) => {
-    calls.record(ctx.method, code);
     if (error !== undefined && isUnexpected(error)) {
       ctx.log.error({ err: error, code: grpc.status[code] }, "call failed unexpectedly");
     } else if (log.isLevelEnabled("debug")) {

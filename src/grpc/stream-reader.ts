@@ -22,6 +22,7 @@ export async function* readStream<T>(
   signal: AbortSignal,
   limits: StreamLimits,
   startedAt: number,
+  counts?: { received: number },
 ): AsyncGenerator<T> {
   const iterator = stream[Symbol.asyncIterator]();
   for (;;) {
@@ -36,6 +37,7 @@ export async function* readStream<T>(
       await confirmEnd(stream, signal);
       return;
     }
+    if (counts !== undefined) counts.received++;
     if (result.value instanceof RejectedRequest) throw result.value.error;
     yield result.value as T;
   }

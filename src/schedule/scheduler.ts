@@ -47,6 +47,8 @@ export interface SchedulerDeps {
   listSegments: () => Iterable<ScheduledSegment>;
   /** Told each segment's stored next run (and the schedule key it belongs to) after every pass and run. */
   onPlanned?: (id: string, planned: { key: string | null; nextRunAt: Date | null }) => void;
+  /** Told how late (ms after its due time) each scheduled run starts, for /metrics. */
+  onStarted?: (lateMs: number) => void;
   policy?: Partial<SchedulePolicy>;
   /** Longest sleep of the production loop between passes (default 30 s). */
   maxSleepMs?: number;
@@ -132,6 +134,7 @@ export class Scheduler {
         this.deps.log.info({ segmentId: id, reason: decision.reason }, "scheduled evaluation skipped");
       } else if (decision.kind === "run") {
         result.started.push(id);
+        this.deps.onStarted?.(now.getTime() - entry.nextRunAt.getTime());
         this.startRun(id, decision.runningSince);
       }
       if (decision.kind === "skip" || decision.kind === "run") {

@@ -25,6 +25,8 @@ export interface CompactorDeps {
   clock: () => Date;
   log: Logger;
   policy: CompactionPolicy;
+  /** Told after each pass the bytes of the change log and of snapshots, for /metrics. */
+  recordStorage?: (changeLogBytes: number, snapshotBytes: number) => void;
 }
 
 /** Snapshots and prunes segment histories, one pass at a time. */
@@ -69,6 +71,10 @@ export class Compactor {
     const candidates = await store.pruneCandidates(horizon);
     for (const { segmentId, base } of candidates) await store.pruneHistory(segmentId, base);
     const pruned = candidates.length;
+    if (this.deps.recordStorage !== undefined) {
+      const bytes = await store.storageBytes();
+      this.deps.recordStorage(bytes.changeLog, bytes.snapshots);
+    }
     return { snapshots, pruned };
   }
 }

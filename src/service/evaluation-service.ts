@@ -53,6 +53,8 @@ export interface EvaluationServiceDeps {
   clock: () => Date;
   limits: QueryLimits;
   schema?: Partial<EventsSchema>;
+  /** Told of every finished evaluation (for /metrics): trigger, seconds, and the reason code of a failure. */
+  recordEvaluation?: (trigger: EvaluationTriggerName, seconds: number, failure?: string) => void;
 }
 
 /** The outcome of a successful evaluation. */
@@ -98,9 +100,11 @@ export class EvaluationService {
     };
     try {
       const result = await this.apply(id, kind, "REPLACE", segment.query as QueryDefinition, startedAt, timeZone, signal, recordSuccess);
+      this.deps.recordEvaluation?.(trigger, (performance.now() - started) / 1000);
       return succeeded ?? summaryOf(trigger, startedAt, performance.now() - started, result, null);
     } catch (error: unknown) {
       if (succeeded !== undefined) throw error; // committed: the run is recorded as it was
+      this.deps.recordEvaluation?.(trigger, (performance.now() - started) / 1000, error instanceof DomainError ? error.reason : "INTERNAL");
       const current = this.deps.state.segments.get(id) ?? segment;
       const failed = summaryOf(trigger, startedAt, performance.now() - started, failedResult(current), reasonOf(error));
       await this.recordFailure(current, failed).catch(() => undefined);

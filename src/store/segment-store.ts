@@ -150,6 +150,15 @@ export class SegmentStore {
     }));
   }
 
+  /** Bytes of the change log and of snapshots on disk, indexes and TOAST included. */
+  async storageBytes(): Promise<{ changeLog: number; snapshots: number }> {
+    const rows = await this.db.query<{ change_log: number; snapshots: number }>(
+      `SELECT pg_total_relation_size('membership_changes')::float8 AS change_log,
+              pg_total_relation_size('membership_snapshots')::float8 AS snapshots`,
+    );
+    return { changeLog: rows[0]?.change_log ?? 0, snapshots: rows[0]?.snapshots ?? 0 };
+  }
+
   /** Deletes a segment and its history. */
   async deleteSegment(id: string, signal?: AbortSignal): Promise<void> {
     await this.db.transaction(async (tx) => {

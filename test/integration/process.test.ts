@@ -76,7 +76,9 @@ describe("the service process", () => {
     // The README session above added alice, bob and carol and removed bob.
     expect(metrics).toContain("segments_users 3\n");
     expect(metrics).toContain("segments_members 2\n");
-    expect(metrics).toMatch(/segments_grpc_calls_total\{method="segments.v1.SegmentService\/AddMembers",code="OK"\} 1\n/);
+    expect(metrics).toContain(
+      'grpc_server_handled_total{grpc_service="segments.v1.SegmentService",grpc_method="AddMembers",grpc_type="unary",grpc_code="OK"} 1\n',
+    );
     expect((await fetch(`${base}/nope`)).status).toBe(404);
   });
 

@@ -4,7 +4,7 @@ import type { TestService } from "./service.js";
 /** How many calls of `method` ("segments.v1.SegmentService/AddMembers") the server has finished. */
 export function finishedCalls(service: TestService, method: string): number {
   let total = 0;
-  for (const [name, , count] of service.app.server.calls.entries()) if (name === method) total += count;
+  for (const count of service.app.server.metrics.method(method, "unary").handled) total += count;
   return total;
 }
 
@@ -15,7 +15,7 @@ export function finishedCalls(service: TestService, method: string): number {
  * never reaches a handler, so it never finishes either (and can change nothing).
  */
 export async function untilFinished(service: TestService, method: string, count: number): Promise<void> {
-  const running = () => service.app.server.calls.started(method) > finishedCalls(service, method);
+  const running = () => service.app.server.metrics.started(method) > finishedCalls(service, method);
   for (let waited = 0; finishedCalls(service, method) < count && running(); waited += 20) {
     if (waited > 120_000) throw new Error(`the server finished ${finishedCalls(service, method)} of ${count} ${method} calls`);
     await new Promise((resolve) => setTimeout(resolve, 20));
