@@ -1,5 +1,6 @@
 /** The client and output settings every command shares, from the root command's options. */
 import { readFileSync } from "node:fs";
+import { type DescMessage, type MessageShape, toJson } from "@bufbuild/protobuf";
 import type { Command } from "commander";
 import { SegmentsClient, type TlsOptions } from "../client/index.js";
 
@@ -19,6 +20,8 @@ export interface Session {
   json: boolean;
   /** Prints `value` as JSON (with --json) or as `human` renders it. */
   print<T>(value: T, human: (value: T) => string): void;
+  /** Prints a response message as its canonical proto JSON (with --json) or as `human` renders it. */
+  printMessage<D extends DescMessage>(schema: D, message: MessageShape<D>, human: (message: MessageShape<D>) => string): void;
 }
 
 /** Runs `fn` with a client connected as the root command's options say, closing it after. */
@@ -35,8 +38,10 @@ export async function withSession(command: Command, fn: (session: Session) => Pr
       json ? `${JSON.stringify(value, (_k, v) => (typeof v === "bigint" ? v.toString() : v), 2)}\n` : `${human(value)}\n`,
     );
   };
+  const printMessage = <D extends DescMessage>(schema: D, message: MessageShape<D>, human: (message: MessageShape<D>) => string) =>
+    process.stdout.write(json ? `${JSON.stringify(toJson(schema, message), null, 2)}\n` : `${human(message)}\n`);
   try {
-    await fn({ client, json, print });
+    await fn({ client, json, print, printMessage });
   } finally {
     client.close();
   }

@@ -7,6 +7,8 @@
  */
 import { Command, CommanderError } from "commander";
 import { SegmentsError } from "../client/index.js";
+import { memberCommands } from "./member-commands.js";
+import { segmentCommands } from "./segment-commands.js";
 import { tokenCommands } from "./token-commands.js";
 
 /** Exit code of a command line the CLI cannot run (sysexits EX_USAGE); gRPC codes stop at 16. */
@@ -24,6 +26,8 @@ function program(): Command {
     .option("--json", "print JSON instead of tables")
     .exitOverride()
     .showHelpAfterError();
+  segmentCommands(root);
+  memberCommands(root);
   tokenCommands(root);
   return root;
 }

@@ -63,7 +63,7 @@ describe("npm run bench", () => {
       "--concurrency",
       "2",
       "--scenario",
-      "check,bulk,memory,import,subtract,restart,batch-check,audience,replica,list-user-segments,directory,embedded-start",
+      "check,bulk,memory,import,subtract,restart,batch-check,audience,replica,list-user-segments,auth,metrics-cost,directory,embedded-start",
       "--json",
       join(dir, "copy.json"),
     ]);
@@ -82,6 +82,8 @@ describe("npm run bench", () => {
         "audience",
         "replica",
         "list-user-segments",
+        "auth",
+        "metrics-cost",
         "directory",
         "embedded-start",
       ]),
@@ -114,6 +116,8 @@ describe("npm run bench", () => {
         "Redis SISMEMBER, 1 in flight",
         "AddMembers round trip (ack)",
         "the same service's later start on the same directory",
+        "authentication off (no token)",
+        "call counting off (METRICS_ENABLED=false)",
       ]),
     );
     for (const row of result.rows) {

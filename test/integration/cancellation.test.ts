@@ -64,7 +64,8 @@ describe.each(STORES)("cancellation and deadlines on $name", (kind) => {
     await t.service.segments.addMembers({ segmentId: id, userIds: ids("calibrate_", 0, 100_000) });
     const runMs = performance.now() - started;
     let exceeded = 0;
-    for (const [k, fraction] of [0.2, 0.5, 0.8].entries()) {
+    // The small fractions last: a loaded machine can make the calibration call slow and the later ones fast.
+    for (const [k, fraction] of [0.2, 0.5, 0.8, 0.1, 0.05].entries()) {
       const before = await segment(id);
       const users = (await segment(everyone))?.memberCount ?? 0n;
       const done = finishedCalls(t.service, ADD);
