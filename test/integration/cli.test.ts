@@ -198,6 +198,19 @@ describe("the segments CLI on segments and members", () => {
     expect(wrong.exit).toBe(1);
   });
 
+  it("runs the README's CLI walkthrough as written", async () => {
+    const readme = await readFile("README.md", "utf8");
+    const block = /<!-- cli-session:start -->\n```sh\n([\s\S]*?)```\n<!-- cli-session:end -->/.exec(readme)?.[1];
+    expect(block, "README has a CLI session block").toBeDefined();
+    const script = `set -euo pipefail\nsegments() { node --import tsx src/cli/main.ts "$@"; }\n${block ?? ""}`;
+    const { stdout } = await run("bash", ["-c", script], { env: { PATH: process.env.PATH ?? "", SEGMENTS_ADDRESS: service.address } });
+    expect(stdout).toMatch(/\s+yes\s+2\n/);
+    expect(stdout).toContain("added 2, removed 0");
+    expect(stdout).toContain("\n4\n");
+    expect(stdout).toContain("alice\ncarol\ndave\nerin\n");
+    expect(stdout).toContain("ACTIVATE");
+  });
+
   it("runs and previews a dynamic segment's query", async () => {
     const sql = "SELECT 'd' || g AS user_id FROM generate_series(1, 5) g";
     const id = (await json("create", "CLI dynamic", "--type", "dynamic", "--sql", sql)).segment.id as string;
