@@ -47,6 +47,8 @@ export interface BenchOptions {
   listSegments: number;
   /** Rounds of first and later start the embedded-start scenario makes. */
   startRounds: number;
+  /** Restarts per arm in auth and metrics-cost (each arm is its own process). */
+  armRounds: number;
   /** Directory sizes the `directory` scenario builds. */
   directoryUsers: number[];
 }
@@ -64,6 +66,7 @@ const HELP = `npm run bench -- [options]
   --batch-sizes N,M     users per call in batch-check (default 1,000,10,000)
   --list-segments N     extra segments list-user-segments creates (default 10,000; quick 1,000)
   --start-rounds N      first-and-later starts embedded-start makes (default 3; quick 1)
+  --arm-rounds N        restarts per arm in auth and metrics-cost (default 3; quick 1)
   --directory-users N,M  directory sizes for the directory scenario (default 10,000,000,50,000,000; quick: --users)
   --seed N             RNG seed for ids, memberships and lookups (default 873)
   --name NAME          results go to bench/results/NAME.json (default: full, or quick)
@@ -96,6 +99,7 @@ export function parseOptions(argv: string[]): BenchOptions {
       "directory-users": { type: "string" },
       "list-segments": { type: "string" },
       "start-rounds": { type: "string" },
+      "arm-rounds": { type: "string" },
       "batch-sizes": { type: "string", default: "1000,10000" },
       help: { type: "boolean", default: false },
     },
@@ -131,6 +135,7 @@ export function parseOptions(argv: string[]): BenchOptions {
     batchSizes: values["batch-sizes"].split(",").map((n) => count(n, 0, "--batch-sizes")),
     listSegments: count(values["list-segments"], values.quick ? 1_000 : 10_000, "--list-segments"),
     startRounds: count(values["start-rounds"], values.quick ? 1 : 3, "--start-rounds"),
+    armRounds: count(values["arm-rounds"], values.quick ? 1 : 3, "--arm-rounds"),
     restartMembers: whole(values["restart-members"], values.quick ? 500_000 : 50_000_000, "--restart-members"),
   };
 }

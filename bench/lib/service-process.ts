@@ -3,7 +3,7 @@
  * stopped with a signal. The bench drives it this way so load generation never shares its event
  * loop; the process tests use it to exercise the real entry point.
  */
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { createInterface } from "node:readline";
 
 /** A running service process. */
@@ -47,6 +47,11 @@ export async function spawnService(env: Record<string, string>, entry: readonly 
     env: { PATH: process.env.PATH ?? "", GRPC_PORT: "0", HTTP_PORT: "0", LOG_LEVEL: "info", ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
+  // SERVICE_CPUS (a taskset list, e.g. "0"): the service's threads run on those cores only. With
+  // the bench itself started under `taskset -c 1`, load and service stop competing for a core.
+  if (process.env.SERVICE_CPUS !== undefined && child.pid !== undefined) {
+    execFileSync("taskset", ["-a", "-p", "-c", process.env.SERVICE_CPUS, String(child.pid)], { stdio: "ignore" });
+  }
   const logs: Record<string, unknown>[] = [];
   let stderr = "";
   child.stderr?.on("data", (chunk: Buffer) => {

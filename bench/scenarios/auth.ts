@@ -10,8 +10,6 @@ import { compareArms } from "../lib/check-arms.js";
 import type { BenchContext } from "../lib/context.js";
 import type { Row } from "../lib/report.js";
 
-const ROUNDS = 3;
-
 /** Runs the auth scenario. */
 export async function authScenario(ctx: BenchContext, log: (line: string) => void): Promise<Row[]> {
   const adminToken = randomBytes(32).toString("hex");
@@ -39,6 +37,6 @@ export async function authScenario(ctx: BenchContext, log: (line: string) => voi
         },
       },
     },
-    ROUNDS,
+    ctx.options.armRounds,
   );
 }

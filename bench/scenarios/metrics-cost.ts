@@ -7,8 +7,6 @@ import { compareArms } from "../lib/check-arms.js";
 import type { BenchContext } from "../lib/context.js";
 import type { Row } from "../lib/report.js";
 
-const ROUNDS = 3;
-
 /** Runs the metrics-cost scenario. */
 export async function metricsCostScenario(ctx: BenchContext, log: (line: string) => void): Promise<Row[]> {
   return compareArms(
@@ -19,6 +17,6 @@ export async function metricsCostScenario(ctx: BenchContext, log: (line: string)
       baseline: { name: "call counting off (METRICS_ENABLED=false)", env: { METRICS_ENABLED: "false" } },
       variant: { name: "on", env: {} },
     },
-    ROUNDS,
+    ctx.options.armRounds,
   );
 }

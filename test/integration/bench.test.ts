@@ -40,6 +40,8 @@ describe("npm run bench", () => {
         "20",
         "--batch-sizes",
         "1000",
+        "--arm-rounds",
+        "1",
         "--start-rounds",
         "1",
         "--results-dir",
@@ -134,7 +136,7 @@ describe("npm run bench", () => {
     expect(cpu.map((r) => r.baseline).sort()).toEqual(["floor-bare: bare grpc-js, no-op handler", "gRPC floor (no-op health check)"]);
     expect(result.dataset).toMatchObject({ users: 3000 });
     expect(stdout).toContain("| check | p50 latency, 1 in flight |");
-  });
+  }, 300_000);
 
   it("still completes with Redis unreachable, and says why its column is empty", async () => {
     const stdout = await bench(["--name", "no-redis", "--scenario", "memory,audience"], { REDIS_URL: "redis://127.0.0.1:1" });

@@ -33,7 +33,13 @@ describe("metrics and readiness (postgres)", () => {
     const url = new URL(store.env.DATABASE_URL ?? "");
     proxy = await startProxy(url.hostname, Number(url.port || 5432));
     url.host = `127.0.0.1:${proxy.port}`;
-    service = await startService(store, { DATABASE_URL: url.toString(), DB_LOCK_TIMEOUT_MS: "500", DB_STATEMENT_TIMEOUT_MS: "1000" });
+    service = await startService(store, {
+      DATABASE_URL: url.toString(),
+      DB_LOCK_TIMEOUT_MS: "500",
+      DB_STATEMENT_TIMEOUT_MS: "1000",
+      QUERY_ROW_CAP: "100",
+      COMPACTION_INTERVAL_MS: "200",
+    });
   });
   afterAll(async () => {
     proxy.thaw();
@@ -78,6 +84,31 @@ describe("metrics and readiness (postgres)", () => {
     expect(m.get('segments_segments{type="STATIC",status="ACTIVE"}')).toBe(1);
     expect(m.get("process_resident_memory_bytes")).toBeGreaterThan(0);
     expect([...m.keys()].some((k) => k.startsWith("nodejs_eventloop_lag_seconds"))).toBe(true);
+  });
+
+  it("measures evaluations by outcome and reason, store statements, and the change log's size", async () => {
+    const make = async (name: string, sql: string) => {
+      const { segment } = await service.segments.createSegment({
+        name,
+        type: SegmentType.DYNAMIC,
+        query: { kind: { case: "sql", value: sql } },
+      });
+      await service.segments.activateSegment({ segmentId: segment?.id ?? "" });
+      return segment?.id ?? "";
+    };
+    const good = await make("Evaluated", "SELECT 'e' || g AS user_id FROM generate_series(1, 3) g");
+    const bad = await make("Fails", "SELECT 'x' || g AS user_id FROM generate_series(1, 1000) g");
+    await service.segments.evaluateSegment({ segmentId: good });
+    // Over QUERY_ROW_CAP (100 in this service): RESOURCE_EXHAUSTED.
+    expect((await failure(service.segments.evaluateSegment({ segmentId: bad }))).code).toBe(code.RESOURCE_EXHAUSTED);
+    const m = await samples();
+    expect(m.get('segments_evaluation_duration_seconds_count{trigger="MANUAL",outcome="succeeded"}')).toBe(1);
+    expect(m.get('segments_evaluation_duration_seconds_count{trigger="MANUAL",outcome="failed"}')).toBe(1);
+    expect(m.get('segments_evaluation_failures_total{reason="RESOURCE_EXHAUSTED"}')).toBe(1);
+    expect(m.get('segments_store_query_duration_seconds_count{store="postgres",kind="transaction"}')).toBeGreaterThan(0);
+    expect(m.get('segments_store_query_duration_seconds_count{store="postgres",kind="query"}')).toBeGreaterThan(0);
+    // Compaction runs every 200 ms here and measures the tables after each pass.
+    await expect.poll(async () => (await samples()).get("segments_change_log_bytes") ?? 0, { timeout: 10_000 }).toBeGreaterThan(0);
   });
 
   it("echoes the client's request id in the response headers", async () => {
