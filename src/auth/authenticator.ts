@@ -72,6 +72,7 @@ export class Authenticator {
   private on: boolean;
   private timer: NodeJS.Timeout | undefined;
   private failing = false;
+  private refreshing = false;
 
   constructor(private readonly deps: AuthenticatorDeps) {
     this.bootstrap = deps.bootstrapToken === undefined ? undefined : { identity: BOOTSTRAP, hash: hashSecret(deps.bootstrapToken) };
@@ -101,9 +102,12 @@ export class Authenticator {
 
   /** Takes in a token this process just created or revoked, without waiting for a refresh. */
   update(token: StoredToken): void {
-    if (token.revokedAt === null) this.known.set(token.id, known(token));
-    else this.known.delete(token.id);
-    if (token.revokedAt === null) this.on = true;
+    if (token.revokedAt !== null) {
+      this.known.delete(token.id);
+      return;
+    }
+    this.known.set(token.id, known(token));
+    this.on = true;
   }
 
   /**
@@ -140,6 +144,10 @@ export class Authenticator {
   }
 
   private async refresh(): Promise<void> {
+    // One at a time: on a busy PGlite a read can wait DB_LOCK_TIMEOUT_MS, and timer ticks must
+    // not queue more reads behind it.
+    if (this.refreshing) return;
+    this.refreshing = true;
     try {
       this.replace(await this.deps.tokens.all());
       if (this.failing) this.deps.log.info("API tokens re-read from the store again");
@@ -147,6 +155,8 @@ export class Authenticator {
     } catch (error: unknown) {
       if (!this.failing) this.deps.log.warn({ err: error }, "cannot re-read API tokens; keeping the last known set");
       this.failing = true;
+    } finally {
+      this.refreshing = false;
     }
   }
 
