@@ -202,14 +202,16 @@ class Context implements CallContext {
   }
 
   get log(): Logger {
-    // With tracing on, the active span is the call's server span (its context follows the awaits).
-    const traceId = trace.getActiveSpan()?.spanContext().traceId;
-    this.logger ??= this.baseLog.child({
-      requestId: this.requestId,
-      method: this.method,
-      ...(traceId === undefined ? {} : { traceId }),
-      ...(this.identity.authenticated ? { caller: this.identity.auditName } : {}),
-    });
+    if (this.logger === undefined) {
+      // With tracing on, the active span is the call's server span (its context follows the awaits).
+      const traceId = trace.getActiveSpan()?.spanContext().traceId;
+      this.logger = this.baseLog.child({
+        requestId: this.requestId,
+        method: this.method,
+        ...(traceId === undefined ? {} : { traceId }),
+        ...(this.identity.authenticated ? { caller: this.identity.auditName } : {}),
+      });
+    }
     return this.logger;
   }
 
