@@ -1,13 +1,17 @@
 /**
  * CheckMembership on the dense segment under two configurations of the service, each in a
- * process of its own on the same store and data: restarted for every run (A, B, A, B, …), since
- * some settings (authentication) cannot be turned off in a running process. Reports calls/s with
- * every worker busy, the server's CPU per call and p99, as medians over the rounds. The service
- * is left running with its usual environment.
+ * process of its own on the same store and data. Some settings (authentication) cannot be turned
+ * off in a running process, so each arm needs its own; both run at once and the load alternates
+ * between them in short windows (A B, B A, A B, …), and each figure is compared within a pair of
+ * neighbouring windows. On this shared two-core machine a run's throughput moves by ±30% with
+ * whatever else runs; two windows a few seconds apart see nearly the same machine, where two
+ * restarts a minute apart do not. Reported: the median of the paired ratios (calls/s, server CPU
+ * per call, p99; and at one call in flight p50 and CPU), with each arm's median beside it.
  */
 import type { BenchContext } from "./context.js";
-import { type LoadResult, runLoad } from "./load.js";
+import { type LoadResult, type LoadShape, runLoad } from "./load.js";
 import type { Target } from "./load-worker.js";
+import { pairedRatios, pairedValues } from "./paired.js";
 import type { Row } from "./report.js";
 import { type ServiceProcess, spawnService } from "./service-process.js";
 
@@ -19,71 +23,105 @@ export interface Arm {
   prepare?: (service: ServiceProcess) => Promise<{ target?: Partial<Extract<Target, { kind: "grpc-check" }>>; done?: () => Promise<void> }>;
 }
 
-/** Runs `rounds` × (baseline, variant) and returns the variant's figures against the baseline's. */
+interface Running {
+  service: ServiceProcess;
+  target: Target;
+  done: (() => Promise<void>) | undefined;
+}
+
+type Key = "baseline" | "variant";
+
+/** Each arm's results, window by window; a pair is the windows with the same index. */
+type Windows = Record<Key, LoadResult[]>;
+
+/**
+ * Runs `rounds` × (start both arms, then `pairs` alternating pairs of windows) and returns the
+ * variant's figures against the baseline's. The baseline starts first, so a variant that creates
+ * state (a token) does so after the baseline has read the store.
+ */
 export async function compareArms(
   ctx: BenchContext,
   log: (line: string) => void,
   scenario: string,
   arms: { baseline: Arm; variant: Arm },
   rounds: number,
+  pairs: number,
 ): Promise<Row[]> {
   const dense = ctx.segments.find((s) => s.spec.key === "dense");
   if (dense === undefined) throw new Error("the dense segment was not loaded");
-  const load = {
+  const busy: Omit<LoadShape, "serverPid"> = {
     durationMs: ctx.options.durationMs,
     users: ctx.options.users,
     seed: ctx.options.seed,
     workers: ctx.options.workers,
     concurrency: ctx.options.concurrency,
   };
-  const results = { baseline: [] as LoadResult[], variant: [] as LoadResult[] };
   // One call in flight as well: on two cores the load workers share the CPU with the service, so
   // at saturation a cost on the client's side (sending a header) moves the service's figures too.
-  const single = { baseline: [] as LoadResult[], variant: [] as LoadResult[] };
+  const single = { ...busy, workers: 1, concurrency: 1 };
+  const windows: Windows = { baseline: [], variant: [] };
+  const singles: Windows = { baseline: [], variant: [] };
+  await ctx.service.stop();
   for (let round = 0; round < rounds; round++) {
-    for (const key of ["baseline", "variant"] as const) {
-      const arm = arms[key];
-      await ctx.service.stop();
-      ctx.service = await spawnService({ ...ctx.serviceEnv, ...arm.env });
-      const prepared = (await arm.prepare?.(ctx.service)) ?? {};
-      const target: Target = { kind: "grpc-check", address: ctx.service.address, segmentId: dense.id, ...prepared.target };
-      await runLoad(target, { ...load, durationMs: Math.min(2_000, load.durationMs) });
-      const result = await runLoad(target, { ...load, serverPid: ctx.service.child.pid });
-      single[key].push(await runLoad(target, { ...load, workers: 1, concurrency: 1, serverPid: ctx.service.child.pid }));
-      if (Object.keys(result.errors).length > 0) log(`  ${scenario} ${arm.name}: errors by code ${JSON.stringify(result.errors)}`);
+    const running = {} as Record<Key, Running>;
+    for (const key of ["baseline", "variant"] as const) running[key] = await start(ctx, arms[key], dense.id);
+    for (const key of ["baseline", "variant"] as const)
+      await runLoad(running[key].target, { ...busy, durationMs: Math.min(2_000, busy.durationMs) });
+    for (let pair = 0; pair < pairs; pair++) {
+      // Alternate which arm goes first, so a drift within a pair favours neither.
+      const order: Key[] = pair % 2 === 0 ? ["baseline", "variant"] : ["variant", "baseline"];
+      for (const key of order) windows[key].push(await measure(running[key], busy));
+      for (const key of order) singles[key].push(await measure(running[key], single));
+      const [b, v] = [windows.baseline.at(-1), windows.variant.at(-1)];
       log(
-        `${scenario} ${arm.name}: ${Math.round(result.callsPerSecond)} calls/s, server CPU ${result.serverCpuUsPerCall?.toFixed(1)} µs per call`,
+        `${scenario} round ${round + 1} pair ${pair + 1}: calls/s ${arms.baseline.name} ${Math.round(b?.callsPerSecond ?? 0)}, ${arms.variant.name} ${Math.round(v?.callsPerSecond ?? 0)}; server CPU µs per call ${b?.serverCpuUsPerCall?.toFixed(1)} vs ${v?.serverCpuUsPerCall?.toFixed(1)}`,
       );
-      results[key].push(result);
-      await prepared.done?.();
+    }
+    for (const key of ["baseline", "variant"] as const) {
+      await running[key].done?.();
+      await running[key].service.stop();
     }
   }
-  await ctx.service.stop();
   ctx.service = await spawnService(ctx.serviceEnv);
   const inFlight = `${ctx.options.workers}×${ctx.options.concurrency} in flight`;
-  const figures: [string, string, Row["better"], (r: LoadResult) => number | undefined][] = [
-    [`CheckMembership calls/s, ${inFlight} (median of ${rounds} restarts)`, "calls/s", "higher", (r) => r.callsPerSecond],
+  const n = `${rounds * pairs} paired windows`;
+  const figures: Figure[] = [
+    [`CheckMembership calls/s, ${inFlight} (median of ${n})`, "calls/s", "higher", (r) => r.callsPerSecond],
     [`CheckMembership server CPU per call, ${inFlight}`, "µs", "lower", (r) => r.serverCpuUsPerCall],
     [`CheckMembership p99 latency, ${inFlight}`, "µs", "lower", (r) => r.p99Us],
   ];
-  const oneInFlight: typeof figures = [
+  const oneInFlight: Figure[] = [
     ["CheckMembership p50 latency, 1 in flight", "µs", "lower", (r) => r.p50Us],
     ["CheckMembership server CPU per call, 1 in flight", "µs", "lower", (r) => r.serverCpuUsPerCall],
   ];
-  const rows = (list: typeof figures, from: typeof results) =>
-    list.map(([figure, unit, better, value]) => ({
-      scenario,
-      figure,
-      unit,
-      better,
-      ours: median(from.variant.map(value)),
-      baseline: arms.baseline.name,
-      baselineValue: median(from.baseline.map(value)),
-    }));
-  return [...rows(figures, results), ...rows(oneInFlight, single)];
+  const rows: Row[] = [];
+  for (const [list, from] of [
+    [figures, windows],
+    [oneInFlight, singles],
+  ] as const) {
+    for (const figure of list) {
+      const paired = pairedRatios(from.variant.map(figure[3]), from.baseline.map(figure[3]));
+      log(`${scenario}: ${figure[0]}: ${arms.variant.name} ÷ ${arms.baseline.name} per pair ${paired.map((r) => r.toFixed(3)).join(", ")}`);
+      rows.push(row(scenario, arms.baseline.name, figure, from));
+    }
+  }
+  return rows;
 }
 
-function median(values: (number | undefined)[]): number {
-  const sorted = values.filter((v): v is number => v !== undefined).sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)] ?? Number.NaN;
+type Figure = [figure: string, unit: string, better: Row["better"], value: (r: LoadResult) => number | undefined];
+
+/** Starts one arm's process and prepares it. */
+async function start(ctx: BenchContext, arm: Arm, segmentId: string): Promise<Running> {
+  const service = await spawnService({ ...ctx.serviceEnv, ...arm.env });
+  const prepared = (await arm.prepare?.(service)) ?? {};
+  return { service, target: { kind: "grpc-check", address: service.address, segmentId, ...prepared.target }, done: prepared.done };
+}
+
+async function measure(arm: Running, shape: Omit<LoadShape, "serverPid">): Promise<LoadResult> {
+  return runLoad(arm.target, { ...shape, serverPid: arm.service.child.pid });
+}
+
+/** A figure as a row whose ratio column is the median of the paired ratios. */
+function row(scenario: string, baseline: string, [figure, unit, better, value]: Figure, from: Windows): Row {
+  return { scenario, figure, unit, better, baseline, ...pairedValues(from.variant.map(value), from.baseline.map(value)) };
 }

@@ -87,8 +87,11 @@ function sleep(ms: number): Promise<void> {
 /** Forks a worker and resolves once it is connected and waiting for "go". */
 function startWorker(job: WorkerJob): Promise<{ child: ChildProcess; report: Promise<WorkerReport> }> {
   return new Promise((ready, failed) => {
+    // LOAD_NODE_ARGS: extra node flags for the load workers, as SERVICE_NODE_ARGS is for the
+    // service (e.g. "--cpu-prof --cpu-prof-dir=DIR" to see what a client spends per call).
+    const extra = (process.env.LOAD_NODE_ARGS ?? "").split(" ").filter((arg) => arg !== "");
     const child = fork(new URL("./load-worker.ts", import.meta.url), [], {
-      execArgv: ["--import", "tsx"],
+      execArgv: ["--import", "tsx", ...extra],
       stdio: ["ignore", "inherit", "inherit", "ipc"],
     });
     let report: WorkerReport | undefined;

@@ -47,8 +47,10 @@ export interface BenchOptions {
   listSegments: number;
   /** Rounds of first and later start the embedded-start scenario makes. */
   startRounds: number;
-  /** Restarts per arm in auth and metrics-cost (each arm is its own process). */
+  /** Rounds of auth and metrics-cost: both arms' processes started afresh each round. */
   armRounds: number;
+  /** Alternating pairs of load windows per round in auth and metrics-cost. */
+  armPairs: number;
   /** Directory sizes the `directory` scenario builds. */
   directoryUsers: number[];
 }
@@ -66,7 +68,8 @@ const HELP = `npm run bench -- [options]
   --batch-sizes N,M     users per call in batch-check (default 1,000,10,000)
   --list-segments N     extra segments list-user-segments creates (default 10,000; quick 1,000)
   --start-rounds N      first-and-later starts embedded-start makes (default 3; quick 1)
-  --arm-rounds N        restarts per arm in auth and metrics-cost (default 3; quick 1)
+  --arm-rounds N        auth and metrics-cost: rounds, each with both arms started afresh (default 3; quick 1)
+  --arm-pairs N         auth and metrics-cost: alternating pairs of windows per round (default 4; quick 2)
   --directory-users N,M  directory sizes for the directory scenario (default 10,000,000,50,000,000; quick: --users)
   --seed N             RNG seed for ids, memberships and lookups (default 873)
   --name NAME          results go to bench/results/NAME.json (default: full, or quick)
@@ -100,6 +103,7 @@ export function parseOptions(argv: string[]): BenchOptions {
       "list-segments": { type: "string" },
       "start-rounds": { type: "string" },
       "arm-rounds": { type: "string" },
+      "arm-pairs": { type: "string" },
       "batch-sizes": { type: "string", default: "1000,10000" },
       help: { type: "boolean", default: false },
     },
@@ -136,6 +140,7 @@ export function parseOptions(argv: string[]): BenchOptions {
     listSegments: count(values["list-segments"], values.quick ? 1_000 : 10_000, "--list-segments"),
     startRounds: count(values["start-rounds"], values.quick ? 1 : 3, "--start-rounds"),
     armRounds: count(values["arm-rounds"], values.quick ? 1 : 3, "--arm-rounds"),
+    armPairs: count(values["arm-pairs"], values.quick ? 2 : 4, "--arm-pairs"),
     restartMembers: whole(values["restart-members"], values.quick ? 500_000 : 50_000_000, "--restart-members"),
   };
 }

@@ -8,6 +8,7 @@ import { startBareServer } from "../lib/bare-grpc-server.js";
 import type { BenchContext } from "../lib/context.js";
 import { type LoadResult, runLoad } from "../lib/load.js";
 import type { Target } from "../lib/load-worker.js";
+import { pairedRatios, pairedValues } from "../lib/paired.js";
 import type { Row } from "../lib/report.js";
 
 /** Runs the check scenario. */
@@ -23,7 +24,7 @@ export async function check(ctx: BenchContext, log: (line: string) => void): Pro
 }
 
 /** Throughput runs per gRPC server for its CPU per call. */
-const CPU_ROUNDS = 3;
+const CPU_ROUNDS = 5;
 
 /** The baseline name of the bare grpc-js server. */
 export const FLOOR_BARE = "floor-bare: bare grpc-js, no-op handler";
@@ -58,7 +59,7 @@ async function measure(
   ];
   const measuredCpu = new Set(targets.filter(([, , pid]) => pid !== undefined).map(([name]) => name));
   const shape = { durationMs: options.durationMs, users: options.users, seed: options.seed };
-  const results = new Map<string, { latency: LoadResult; throughput: LoadResult; cpuUs: number[] } | undefined>();
+  const results = new Map<string, { latency: LoadResult; throughput: LoadResult; cpuUs: (number | undefined)[] } | undefined>();
   for (const [name, target, serverPid] of targets) {
     if (typeof target === "string") {
       results.set(name, undefined);
@@ -76,19 +77,22 @@ async function measure(
     }
     results.set(name, { latency, throughput, cpuUs: [] });
   }
-  // Server CPU per call moves with the machine's other load from one run to the next, so each
-  // gRPC server's is the median of CPU_ROUNDS throughput runs taken in turn (the first above).
+  // Server CPU per call moves with the machine's other load from one run to the next, so the
+  // gRPC servers are measured in turn, CPU_ROUNDS times (the first above), the order reversed
+  // every other round; each figure against ours is the median of the rounds' ratios (paired.ts).
+  const cpuTargets = targets.filter(
+    ([name, target, pid]) => pid !== undefined && typeof target !== "string" && results.get(name) !== undefined,
+  );
   for (let round = 0; round < CPU_ROUNDS; round++) {
-    for (const [name, target, serverPid] of targets) {
+    for (const [name, target, serverPid] of round % 2 === 0 ? cpuTargets : [...cpuTargets].reverse()) {
       const result = results.get(name);
-      if (serverPid === undefined || typeof target === "string" || result === undefined) continue;
+      if (typeof target === "string" || result === undefined) continue;
       const again =
         round === 0
           ? result.throughput
           : await runLoad(target, { ...shape, workers: options.workers, concurrency: options.concurrency, serverPid });
-      if (again.serverCpuUsPerCall === undefined) continue;
       result.cpuUs.push(again.serverCpuUsPerCall);
-      log(`check: ${name} server CPU ${again.serverCpuUsPerCall.toFixed(1)} µs per call at ${Math.round(again.callsPerSecond)} calls/s`);
+      log(`check: ${name} server CPU ${again.serverCpuUsPerCall?.toFixed(1)} µs per call at ${Math.round(again.callsPerSecond)} calls/s`);
     }
   }
   const ours = results.get("ours");
@@ -100,8 +104,6 @@ async function measure(
     ["p99.9 latency, 1 in flight", "µs", "lower", (r) => r.latency.p999Us],
     [`calls/s, ${inFlight}`, "calls/s", "higher", (r) => r.throughput.callsPerSecond],
     [`p99 latency, ${inFlight}`, "µs", "lower", (r) => r.throughput.p99Us],
-    // Only the gRPC servers are measured: the figure is what our server adds to grpc-js per call.
-    [`server CPU per call, ${inFlight} (median of ${CPU_ROUNDS})`, "µs", "lower", (r) => median(r.cpuUs)],
   ];
   const rows: Row[] = [];
   for (const [figure, unit, better, value] of figures) {
@@ -109,7 +111,6 @@ async function measure(
     if (own === undefined) continue;
     for (const [name, result] of results) {
       if (name === "ours") continue;
-      if (figure.startsWith("server CPU") && !measuredCpu.has(name)) continue;
       rows.push({
         scenario: "check",
         figure,
@@ -121,10 +122,23 @@ async function measure(
       });
     }
   }
+  // Only the gRPC servers are measured: the figure is what our server adds to grpc-js per call.
+  for (const name of measuredCpu) {
+    const result = results.get(name);
+    if (name === "ours" || result === undefined) continue;
+    log(
+      `check: server CPU per call, ours ÷ ${name} per round ${pairedRatios(ours.cpuUs, result.cpuUs)
+        .map((r) => r.toFixed(3))
+        .join(", ")}`,
+    );
+    rows.push({
+      scenario: "check",
+      figure: `server CPU per call, ${inFlight} (median of ${CPU_ROUNDS} rounds' ratios)`,
+      unit: "µs",
+      better: "lower",
+      baseline: name,
+      ...pairedValues(ours.cpuUs, result.cpuUs),
+    });
+  }
   return rows;
-}
-
-function median(values: number[]): number | undefined {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted.length === 0 ? undefined : sorted[Math.floor(sorted.length / 2)];
 }

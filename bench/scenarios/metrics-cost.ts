@@ -18,5 +18,6 @@ export async function metricsCostScenario(ctx: BenchContext, log: (line: string)
       variant: { name: "on", env: {} },
     },
     ctx.options.armRounds,
+    ctx.options.armPairs,
   );
 }

@@ -42,6 +42,8 @@ describe("npm run bench", () => {
         "1000",
         "--arm-rounds",
         "1",
+        "--arm-pairs",
+        "1",
         "--start-rounds",
         "1",
         "--results-dir",
