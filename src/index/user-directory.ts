@@ -95,6 +95,8 @@ export class UserDirectory {
   /** Per id of a lookupManyUtf8 group: its hash, then its home slot's entry. */
   private readonly hashes = new Int32Array(GROUP);
   private readonly entries = new Uint32Array(GROUP);
+  /** Per id of a group: the record position of its home slot's uid when the stored hash matches, else 0. */
+  private readonly candidates = new Float64Array(GROUP);
 
   constructor(options: UserDirectoryOptions = {}) {
     const capacity = Math.max(1, Math.floor(options.initialCapacity ?? 1024));
@@ -161,7 +163,7 @@ export class UserDirectory {
       for (let i = from; i < to; i++) out[i] = this.lookupUtf8(bytes, i === 0 ? 0 : (ends[i - 1] ?? 0), ends[i] ?? 0) ?? NOT_FOUND;
       return;
     }
-    const { hashes, entries, slots, uids, arena } = this;
+    const { hashes, entries, candidates, slots, uids, arena } = this;
     const shift = this.shift;
     for (let first = from; first < to; first += GROUP) {
       const count = Math.min(GROUP, to - first);
@@ -172,6 +174,14 @@ export class UserDirectory {
         hashes[k] = length <= 0 || length > MAX_ID_BYTES ? 0 : murmur3Bytes(bytes, start, length);
       }
       for (let k = 0; k < count; k++) entries[k] = slots[(hashes[k] ?? 0) >>> shift] ?? 0;
+      // Each home slot's uid, its stored hash, its record's position and the record itself lie in
+      // four different places, each a cache miss at millions of users. Each step reads all the
+      // group's before the next needs one, so the misses of a step overlap.
+      for (let k = 0; k < count; k++) {
+        const entry = entries[k] ?? 0;
+        candidates[k] = entry !== 0 && uids.hash(entry - 1) === hashes[k] ? uids.position(entry - 1) : 0;
+      }
+      arena.touch(candidates, count);
       for (let k = 0; k < count; k++) {
         const i = first + k;
         const start = i === 0 ? 0 : (ends[i - 1] ?? 0);
@@ -182,9 +192,10 @@ export class UserDirectory {
           continue;
         }
         const hash = hashes[k] ?? 0;
+        const candidate = candidates[k] ?? 0;
         // Most often the home slot holds the id itself; otherwise probe on from the next slot.
         if (entry === 0) out[i] = NOT_FOUND;
-        else if (uids.hash(entry - 1) === hash && arena.equals(uids.position(entry - 1), bytes, start, length)) out[i] = entry - 1;
+        else if (candidate !== 0 && arena.equals(candidate, bytes, start, length)) out[i] = entry - 1;
         else out[i] = this.probeUtf8(slots, hash, (hash >>> shift) + 1, bytes, start, length);
         const old = this.old;
         if (out[i] === NOT_FOUND && old !== null) out[i] = this.probeUtf8(old, hash, hash >>> this.oldShift, bytes, start, length);
@@ -439,6 +450,8 @@ class IdArena {
   private readonly chunks: Uint8Array[];
   /** Next free byte of the last chunk; byte 0 of chunk 0 stays unused so no record is at position 0. */
   private fill = 1;
+  /** What touch() read, kept only so the compiler cannot drop the reads. */
+  touched = 0;
 
   constructor(firstChunkBytes: number) {
     this.chunks = [new Uint8Array(firstChunkBytes)];
@@ -464,6 +477,20 @@ class IdArena {
     if (chunk === undefined || chunk[start - 1] !== length - 1) return false;
     for (let i = 0; i < length; i++) if (chunk[start + i] !== bytes[from + i]) return false;
     return true;
+  }
+
+  /**
+   * Reads the length byte of each record at `positions[0, count)` (0: none): issued back to back,
+   * the reads' cache misses overlap, and the comparisons after them hit.
+   */
+  touch(positions: Float64Array, count: number): void {
+    let sum = 0;
+    for (let k = 0; k < count; k++) {
+      const position = positions[k] ?? 0;
+      const index = Math.floor(position / CHUNK_BYTES);
+      sum += this.chunks[index]?.[position - index * CHUNK_BYTES] ?? 0;
+    }
+    this.touched = sum;
   }
 
   /** Copies the id stored at `position` to `target` at `at`; returns where it ends. */
