@@ -63,28 +63,45 @@ export async function compareArms(
   const singles: Windows = { baseline: [], variant: [] };
   await ctx.service.stop();
   for (let round = 0; round < rounds; round++) {
-    const running = {} as Record<Key, Running>;
-    for (const key of ["baseline", "variant"] as const) running[key] = await start(ctx, arms[key], dense.id);
-    for (const key of ["baseline", "variant"] as const)
-      await runLoad(running[key].target, { ...busy, durationMs: Math.min(2_000, busy.durationMs) });
-    for (let pair = 0; pair < pairs; pair++) {
-      // Alternate which arm goes first, so a drift within a pair favours neither.
-      const order: Key[] = pair % 2 === 0 ? ["baseline", "variant"] : ["variant", "baseline"];
-      for (const key of order) windows[key].push(await measure(running[key], busy));
-      for (const key of order) singles[key].push(await measure(running[key], single));
-      const [b, v] = [windows.baseline.at(-1), windows.variant.at(-1)];
-      log(
-        `${scenario} round ${round + 1} pair ${pair + 1}: calls/s ${arms.baseline.name} ${Math.round(b?.callsPerSecond ?? 0)}, ${arms.variant.name} ${Math.round(v?.callsPerSecond ?? 0)}; server CPU µs per call ${b?.serverCpuUsPerCall?.toFixed(1)} vs ${v?.serverCpuUsPerCall?.toFixed(1)}`,
-      );
-    }
-    for (const key of ["baseline", "variant"] as const) {
-      await running[key].done?.();
-      await running[key].service.stop();
+    const running: Partial<Record<Key, Running>> = {};
+    try {
+      running.baseline = await start(ctx, arms.baseline, dense.id);
+      running.variant = await start(ctx, arms.variant, dense.id);
+      const both = running as Record<Key, Running>;
+      for (const key of ["baseline", "variant"] as const)
+        await runLoad(both[key].target, { ...busy, durationMs: Math.min(2_000, busy.durationMs) });
+      for (let pair = 0; pair < pairs; pair++) {
+        // Alternate which arm goes first, so a drift within a pair favours neither.
+        const order: Key[] = pair % 2 === 0 ? ["baseline", "variant"] : ["variant", "baseline"];
+        for (const key of order) windows[key].push(await measure(both[key], busy, log, `${scenario} ${arms[key].name}`));
+        for (const key of order) singles[key].push(await measure(both[key], single, log, `${scenario} ${arms[key].name}, 1 in flight`));
+        const [b, v] = [windows.baseline.at(-1), windows.variant.at(-1)];
+        log(
+          `${scenario} round ${round + 1} pair ${pair + 1}: calls/s ${arms.baseline.name} ${Math.round(b?.callsPerSecond ?? 0)}, ${arms.variant.name} ${Math.round(v?.callsPerSecond ?? 0)}; server CPU µs per call ${b?.serverCpuUsPerCall?.toFixed(1)} vs ${v?.serverCpuUsPerCall?.toFixed(1)}`,
+        );
+      }
+    } finally {
+      // Stopped even when a round fails, so no arm's process outlives the bench.
+      for (const arm of [running.baseline, running.variant]) {
+        await arm?.done?.();
+        await arm?.service.stop();
+      }
     }
   }
   ctx.service = await spawnService(ctx.serviceEnv);
+  return report(ctx, log, scenario, arms, { windows, singles, measured: rounds * pairs });
+}
+
+/** The rows of a finished comparison, each figure's paired ratios logged beside it. */
+function report(
+  ctx: BenchContext,
+  log: (line: string) => void,
+  scenario: string,
+  arms: { baseline: Arm; variant: Arm },
+  { windows, singles, measured }: { windows: Windows; singles: Windows; measured: number },
+): Row[] {
   const inFlight = `${ctx.options.workers}×${ctx.options.concurrency} in flight`;
-  const n = `${rounds * pairs} paired windows`;
+  const n = `${measured} paired windows`;
   const figures: Figure[] = [
     [`CheckMembership calls/s, ${inFlight} (median of ${n})`, "calls/s", "higher", (r) => r.callsPerSecond],
     [`CheckMembership server CPU per call, ${inFlight}`, "µs", "lower", (r) => r.serverCpuUsPerCall],
@@ -117,8 +134,11 @@ async function start(ctx: BenchContext, arm: Arm, segmentId: string): Promise<Ru
   return { service, target: { kind: "grpc-check", address: service.address, segmentId, ...prepared.target }, done: prepared.done };
 }
 
-async function measure(arm: Running, shape: Omit<LoadShape, "serverPid">): Promise<LoadResult> {
-  return runLoad(arm.target, { ...shape, serverPid: arm.service.child.pid });
+/** One window on one arm; failed calls are logged (calls/s counts only the answered ones). */
+async function measure(arm: Running, shape: Omit<LoadShape, "serverPid">, log: (line: string) => void, what: string): Promise<LoadResult> {
+  const result = await runLoad(arm.target, { ...shape, serverPid: arm.service.child.pid });
+  if (Object.keys(result.errors).length > 0) log(`  ${what}: errors by code ${JSON.stringify(result.errors)}`);
+  return result;
 }
 
 /** A figure as a row whose ratio column is the median of the paired ratios. */

@@ -57,7 +57,6 @@ async function measure(
       undefined,
     ],
   ];
-  const measuredCpu = new Set(targets.filter(([, , pid]) => pid !== undefined).map(([name]) => name));
   const shape = { durationMs: options.durationMs, users: options.users, seed: options.seed };
   const results = new Map<string, { latency: LoadResult; throughput: LoadResult; cpuUs: (number | undefined)[] } | undefined>();
   for (const [name, target, serverPid] of targets) {
@@ -123,7 +122,7 @@ async function measure(
     }
   }
   // Only the gRPC servers are measured: the figure is what our server adds to grpc-js per call.
-  for (const name of measuredCpu) {
+  for (const [name] of cpuTargets) {
     const result = results.get(name);
     if (name === "ours" || result === undefined) continue;
     log(
