@@ -3,23 +3,26 @@
  * is the only place external ids live in memory. Pure: the store persists it, this only indexes.
  *
  * Built on typed arrays because a V8 Map stops at 2^24 entries and costs ~80 B per entry before
- * the string itself. Here a user costs its UTF-8 bytes + 1, 9 bytes per uid, and 4 bytes per
- * table slot (6–11 per user as the load goes from 0.7 to 0.35), for any uid below 2^32 − 1.
+ * the string itself. Here a user costs its UTF-8 bytes + 1, 5 bytes per uid, and 8 bytes per
+ * table slot (11–23 per user as the load goes from 0.7 to 0.35), for any uid below 2^32 − 1.
  * - Ids: records (one byte holding length − 1, then the UTF-8 bytes) appended to an arena of
  *   16 MiB chunks. A record never straddles chunks, so position = chunk × 2^24 + offset (40 bits).
  *   The arena never stores a record at position 0, so 0 marks a uid that was never assigned.
- * - Per uid, in pages of 2^20 uids allocated as uids appear: the id's 32-bit hash and the low word
- *   of its position side by side (the hash comparison then brings the position into cache), and
- *   the position's high byte apart. Growing a page or adding one never copies the others.
- * - A hash table: open addressing, linear probing, power-of-two `Uint32Array` of uid + 1 (0 is
- *   empty), load ≤ 0.7, indexed by the hash's top bits. Doubling rehashes from the stored hashes;
- *   because old slot i only feeds new slots near 2i, the new table is written nearly in order.
+ * - Per uid, in pages of 2^20 uids allocated as uids appear: the low word of its record's
+ *   position, and the high byte apart. Growing a page or adding one never copies the others.
+ * - A hash table: open addressing, linear probing, power-of-two `Uint32Array` of slots of two
+ *   words, the id's 32-bit hash and its uid + 1 (0 is empty), load ≤ 0.7, indexed by the hash's
+ *   top bits. With the hash in the slot, a probe chain is walked without leaving the table: an id
+ *   that is not there (every new user) costs the slots' cache line and nothing else, and doubling
+ *   needs no per-uid read. Because old slot i only feeds new slots near 2i, the new table is
+ *   written nearly in order.
  *   The rehash is incremental: each add moves a few old slots, and until the old table is drained
  *   a lookup that misses the new one probes the old one too. Rehashing all at once read one
  *   stored hash per user at random, 74 ms at 1M users and ~10× that at 10M, stalling every
  *   membership answer on the loop (fuzz: a preview's stand-ins growing to 1M ids).
- *   Kept at 4 bytes a slot on purpose: holding the hash in the slot too (and 4-byte-aligned
- *   records, so no high byte) measured ~25% more lookups/s at 10M users for ~12% more bytes.
+ *   Two-word slots cost ~7% more bytes per user than one-word slots with the hash kept per uid
+ *   (50.9 vs 47.4 B at 2M users); in-process at 2M users they answered lookups of known ids
+ *   ~1.3× as fast and of unknown ids ~1.4× (one probe chain's reads instead of one per slot on it).
  * - Hash: MurmurHash3 (x86, 32-bit) over the UTF-8 bytes, read four at a time from the scratch
  *   buffer. Every id is encoded with TextEncoder.encodeInto: a charCodeAt loop for ASCII ids with
  *   byte-at-a-time FNV-1a was measured slower (best of 15 × 1M lookups of dataset ids in a warm
@@ -93,18 +96,21 @@ export class UserDirectory {
   private readonly scratch = new Uint8Array(this.words.buffer);
   private scratchLength = 0;
   /** Per id of a lookupManyUtf8 group: its hash, then its home slot's entry. */
-  private readonly hashes = new Int32Array(GROUP);
+  private readonly hashes = new Uint32Array(GROUP);
   private readonly entries = new Uint32Array(GROUP);
-  /** Per id of a group: the record position of its home slot's uid when the stored hash matches, else 0. */
+  /** Per id of a group: the first slot on its probe chain holding its hash, −1 when none does. */
+  private readonly found = new Int32Array(GROUP);
+  /** Per id of a group: the record position of the uid in its found slot, else 0. */
   private readonly candidates = new Float64Array(GROUP);
 
   constructor(options: UserDirectoryOptions = {}) {
     const capacity = Math.max(1, Math.floor(options.initialCapacity ?? 1024));
     this.arena = new IdArena(Math.min(CHUNK_BYTES, nextPowerOfTwo(capacity * 32)));
     this.uids = new UidRecords(Math.min(PAGE_SIZE, nextPowerOfTwo(capacity)));
-    this.slots = new Uint32Array(Math.max(MIN_SLOTS, nextPowerOfTwo(Math.ceil(capacity / MAX_LOAD))));
-    this.shift = Math.clz32(this.slots.length) + 1;
-    this.limit = Math.floor(this.slots.length * MAX_LOAD);
+    const slotCount = Math.max(MIN_SLOTS, nextPowerOfTwo(Math.ceil(capacity / MAX_LOAD)));
+    this.slots = new Uint32Array(2 * slotCount);
+    this.shift = Math.clz32(slotCount) + 1;
+    this.limit = Math.floor(slotCount * MAX_LOAD);
   }
 
   /** How many users are known. */
@@ -163,8 +169,9 @@ export class UserDirectory {
       for (let i = from; i < to; i++) out[i] = this.lookupUtf8(bytes, i === 0 ? 0 : (ends[i - 1] ?? 0), ends[i] ?? 0) ?? NOT_FOUND;
       return;
     }
-    const { hashes, entries, candidates, slots, uids, arena } = this;
+    const { hashes, entries, found, candidates, slots, uids, arena } = this;
     const shift = this.shift;
+    const mask = (slots.length >>> 1) - 1;
     for (let first = from; first < to; first += GROUP) {
       const count = Math.min(GROUP, to - first);
       for (let k = 0; k < count; k++) {
@@ -173,32 +180,44 @@ export class UserDirectory {
         const length = (ends[i] ?? 0) - start;
         hashes[k] = length <= 0 || length > MAX_ID_BYTES ? 0 : murmur3Bytes(bytes, start, length);
       }
-      for (let k = 0; k < count; k++) entries[k] = slots[(hashes[k] ?? 0) >>> shift] ?? 0;
-      // Each home slot's uid, its stored hash, its record's position and the record itself lie in
-      // four different places, each a cache miss at millions of users. Each step reads all the
-      // group's before the next needs one, so the misses of a step overlap.
+      // The home slots first: each a cache miss at millions of users, all of them in flight at once.
+      for (let k = 0; k < count; k++) entries[k] = slots[((hashes[k] ?? 0) >>> shift) * 2 + 1] ?? 0;
+      // Then along each probe chain, in the slots alone (the hash is beside each uid), to the first
+      // slot holding the id's hash: an id that is not there costs no read outside the table.
       for (let k = 0; k < count; k++) {
-        const entry = entries[k] ?? 0;
-        candidates[k] = entry !== 0 && uids.hash(entry - 1) === hashes[k] ? uids.position(entry - 1) : 0;
+        const hash = hashes[k] ?? 0;
+        let at = hash >>> shift;
+        for (;;) {
+          if ((slots[at * 2 + 1] ?? 0) === 0) {
+            at = -1;
+            break;
+          }
+          if (slots[at * 2] === hash) break;
+          at = (at + 1) & mask;
+        }
+        found[k] = at;
+      }
+      // That slot's uid's record position, then the record: two more misses, each step overlapped.
+      for (let k = 0; k < count; k++) {
+        const at = found[k] ?? -1;
+        candidates[k] = at < 0 ? 0 : uids.position((slots[at * 2 + 1] ?? 0) - 1);
       }
       arena.touch(candidates, count);
       for (let k = 0; k < count; k++) {
         const i = first + k;
         const start = i === 0 ? 0 : (ends[i - 1] ?? 0);
         const length = (ends[i] ?? 0) - start;
-        const entry = entries[k] ?? 0;
-        if (length <= 0 || length > MAX_ID_BYTES) {
-          out[i] = NOT_FOUND;
-          continue;
-        }
-        const hash = hashes[k] ?? 0;
-        const candidate = candidates[k] ?? 0;
-        // Most often the home slot holds the id itself; otherwise probe on from the next slot.
-        if (entry === 0) out[i] = NOT_FOUND;
-        else if (candidate !== 0 && arena.equals(candidate, bytes, start, length)) out[i] = entry - 1;
-        else out[i] = this.probeUtf8(slots, hash, (hash >>> shift) + 1, bytes, start, length);
+        const at = found[k] ?? -1;
+        if (length <= 0 || length > MAX_ID_BYTES) out[i] = NOT_FOUND;
+        else if (at < 0) out[i] = NOT_FOUND;
+        else if (arena.equals(candidates[k] ?? 0, bytes, start, length)) out[i] = (slots[at * 2 + 1] ?? 0) - 1;
+        // Two ids with one 32-bit hash: rare, so the rest of the chain is walked one slot at a time.
+        else out[i] = this.probeUtf8(slots, hashes[k] ?? 0, at + 1, bytes, start, length);
         const old = this.old;
-        if (out[i] === NOT_FOUND && old !== null) out[i] = this.probeUtf8(old, hash, hash >>> this.oldShift, bytes, start, length);
+        if (out[i] === NOT_FOUND && old !== null && length > 0 && length <= MAX_ID_BYTES) {
+          const hash = hashes[k] ?? 0;
+          out[i] = this.probeUtf8(old, hash, hash >>> this.oldShift, bytes, start, length);
+        }
       }
     }
   }
@@ -256,7 +275,7 @@ export class UserDirectory {
       this.scratch.set(bytes.subarray(start, end));
       hash = murmur3(this.words, length);
     }
-    this.uids.set(uid, hash, this.arena.append(bytes, length, start));
+    this.uids.set(uid, this.arena.append(bytes, length, start));
     this.place(uid + 1, hash);
     this.entered(uid);
   }
@@ -291,14 +310,14 @@ export class UserDirectory {
         else hashes[k] = murmur3Bytes(bytes, startOf(i), length);
       }
       const shift = this.shift;
-      for (let k = 0; k < count; k++) entries[k] = this.slots[(hashes[k] ?? 0) >>> shift] ?? 0;
+      for (let k = 0; k < count; k++) entries[k] = this.slots[((hashes[k] ?? 0) >>> shift) * 2 + 1] ?? 0;
       for (let k = 0; k < count; k++) {
         if ((skip >>> k) & 1) continue;
         const i = first + k;
         const uid = firstUid + i;
         const start = startOf(i);
         const hash = hashes[k] ?? 0;
-        this.uids.set(uid, hash, this.arena.append(bytes, (ends[i] ?? 0) - start, start));
+        this.uids.set(uid, this.arena.append(bytes, (ends[i] ?? 0) - start, start));
         this.place(uid + 1, hash);
         this.entered(uid);
       }
@@ -335,7 +354,7 @@ export class UserDirectory {
       throw new Error(`user directory conflict: uid ${uid} has ${JSON.stringify(this.arena.decode(taken))}, not ${shown()}`);
     }
     if (this.count >= this.limit) this.grow();
-    this.uids.set(uid, hash, this.arena.append(this.scratch, this.scratchLength));
+    this.uids.set(uid, this.arena.append(this.scratch, this.scratchLength));
     this.place(uid + 1, hash);
     this.entered(uid);
   }
@@ -343,10 +362,11 @@ export class UserDirectory {
   /** Puts `entry` in the first empty slot from `hash`'s home: only for an id the table cannot hold yet. */
   private place(entry: number, hash: number): void {
     const slots = this.slots;
-    const mask = slots.length - 1;
+    const mask = (slots.length >>> 1) - 1;
     let slot = hash >>> this.shift;
-    while (slots[slot] !== 0) slot = (slot + 1) & mask;
-    slots[slot] = entry;
+    while (slots[slot * 2 + 1] !== 0) slot = (slot + 1) & mask;
+    slots[slot * 2] = hash;
+    slots[slot * 2 + 1] = entry;
   }
 
   /** Counts a uid just placed, and moves on any rehash under way. */
@@ -377,53 +397,52 @@ export class UserDirectory {
 
   /** The entry of the scratch id in `slots` probing from `slot`, or 0 at the first empty slot. */
   private probe(slots: Uint32Array, slot: number, hash: number): number {
-    const mask = slots.length - 1;
+    const mask = (slots.length >>> 1) - 1;
     for (let at = slot; ; at = (at + 1) & mask) {
-      const entry = slots[at] ?? 0;
+      const entry = slots[at * 2 + 1] ?? 0;
       if (entry === 0) return 0;
-      const uid = entry - 1;
-      // The stored hash rules out nearly every other id without touching its bytes.
-      if (this.uids.hash(uid) === hash && this.arena.equals(this.uids.position(uid), this.scratch, 0, this.scratchLength)) return entry;
+      // The hash beside the uid rules out nearly every other id without reading anything else.
+      if (slots[at * 2] === hash && this.arena.equals(this.uids.position(entry - 1), this.scratch, 0, this.scratchLength)) return entry;
     }
   }
 
   /** probe for the id `bytes[start, start + length)` with `hash` in `slots`, from `slot` on: its uid, or NOT_FOUND. */
   private probeUtf8(slots: Uint32Array, hash: number, slot: number, bytes: Uint8Array, start: number, length: number): number {
-    const mask = slots.length - 1;
+    const mask = (slots.length >>> 1) - 1;
     for (let at = slot & mask; ; at = (at + 1) & mask) {
-      const entry = slots[at] ?? 0;
+      const entry = slots[at * 2 + 1] ?? 0;
       if (entry === 0) return NOT_FOUND;
-      const uid = entry - 1;
-      if (this.uids.hash(uid) === hash && this.arena.equals(this.uids.position(uid), bytes, start, length)) return uid;
+      if (slots[at * 2] === hash && this.arena.equals(this.uids.position(entry - 1), bytes, start, length)) return entry - 1;
     }
   }
 
   /** Doubles the table; its uids move over a few at a time as users are added (see move). */
   private grow(): void {
     // Unreachable at MOVES_PER_ADD ≥ 2 with adds alone; kept so a doubling never drops a table.
-    if (this.old !== null) this.move(this.old.length);
+    if (this.old !== null) this.move(this.old.length >>> 1);
     this.old = this.slots;
     this.oldShift = this.shift;
     this.moved = 0;
     this.slots = new Uint32Array(this.old.length * 2);
     this.shift--;
-    this.limit = Math.floor(this.slots.length * MAX_LOAD);
+    this.limit = Math.floor((this.slots.length >>> 1) * MAX_LOAD);
   }
 
   /**
-   * Re-places the uids of the next `count` old slots by their stored hashes. The old table keeps
+   * Re-places the uids of the next `count` old slots by the hashes beside them. The old table keeps
    * them (lookups find them in the new one first), so its probe chains stay whole until it goes.
    */
   private move(count: number): void {
     const old = this.old;
     if (old === null) return;
-    const end = Math.min(old.length, this.moved + count);
+    const slotCount = old.length >>> 1;
+    const end = Math.min(slotCount, this.moved + count);
     for (let i = this.moved; i < end; i++) {
-      const entry = old[i] ?? 0;
-      if (entry !== 0) this.place(entry, this.uids.hash(entry - 1));
+      const entry = old[i * 2 + 1] ?? 0;
+      if (entry !== 0) this.place(entry, old[i * 2] ?? 0);
     }
     this.moved = end;
-    if (end === old.length) this.old = null;
+    if (end === slotCount) this.old = null;
   }
 
   /** Writes `id` as UTF-8 into the scratch buffer and returns its hash; scratchLength −1 if it cannot be an id. */
@@ -537,69 +556,69 @@ class IdArena {
   }
 }
 
-/** Per uid: the id's hash and its record position (0 = never assigned), in pages of 2^20 uids. */
+/** Per uid: its record position (0 = never assigned), in pages of 2^20 uids. */
 class UidRecords {
-  /** Per page: [hash, position low word] for each uid. */
-  private readonly words: (Int32Array | undefined)[] = [];
+  /** Per page: the position's low word for each uid. */
+  private readonly lows: (Uint32Array | undefined)[] = [];
   /** Per page: the position's high byte for each uid. */
   private readonly highs: (Uint8Array | undefined)[] = [];
 
   constructor(private readonly firstPageSize: number) {}
 
-  /** The stored hash of an assigned `uid`. */
-  hash(uid: number): number {
-    return this.words[uid >>> PAGE_BITS]?.[(uid & PAGE_MASK) << 1] ?? 0;
-  }
-
   /** The record position of `uid`, 0 when it was never assigned. */
   position(uid: number): number {
     const page = uid >>> PAGE_BITS;
     const index = uid & PAGE_MASK;
-    const low = this.words[page]?.[(index << 1) + 1];
+    const low = this.lows[page]?.[index];
     if (low === undefined) return 0;
-    return (this.highs[page]?.[index] ?? 0) * 2 ** 32 + (low >>> 0);
+    return (this.highs[page]?.[index] ?? 0) * 2 ** 32 + low;
   }
 
-  /** Assigns `uid` its hash and position. */
-  set(uid: number, hash: number, position: number): void {
+  /** Assigns `uid` its position. */
+  set(uid: number, position: number): void {
     const page = uid >>> PAGE_BITS;
     const index = uid & PAGE_MASK;
-    let words = this.words[page];
+    let lows = this.lows[page];
     let highs = this.highs[page];
-    if (words === undefined || highs === undefined || index >= highs.length) [words, highs] = this.grow(page, index);
-    words[index << 1] = hash;
-    words[(index << 1) + 1] = position % 2 ** 32;
+    if (lows === undefined || highs === undefined || index >= highs.length) [lows, highs] = this.grow(page, index);
+    lows[index] = position % 2 ** 32;
     highs[index] = Math.floor(position / 2 ** 32);
   }
 
   /** Bytes allocated, used or not. */
   byteSize(): number {
     let bytes = 0;
-    for (const page of this.words) bytes += page?.byteLength ?? 0;
+    for (const page of this.lows) bytes += page?.byteLength ?? 0;
     for (const page of this.highs) bytes += page?.byteLength ?? 0;
     return bytes;
   }
 
   /** Page `page`, grown to hold `index`: a page starts small and doubles up to 2^20 uids. */
-  private grow(page: number, index: number): [Int32Array, Uint8Array] {
-    const words = this.words[page];
+  private grow(page: number, index: number): [Uint32Array, Uint8Array] {
+    const lows = this.lows[page];
     const highs = this.highs[page];
     const size = Math.min(PAGE_SIZE, Math.max((highs?.length ?? 0) * 2, this.firstPageSize, nextPowerOfTwo(index + 1)));
-    const grownWords = new Int32Array(size * 2);
+    const grownLows = new Uint32Array(size);
     const grownHighs = new Uint8Array(size);
-    if (words !== undefined) grownWords.set(words);
+    if (lows !== undefined) grownLows.set(lows);
     if (highs !== undefined) grownHighs.set(highs);
     // Extended one slot at a time so the page lists stay dense arrays rather than dictionaries.
-    while (this.words.length <= page) this.words.push(undefined);
+    while (this.lows.length <= page) this.lows.push(undefined);
     while (this.highs.length <= page) this.highs.push(undefined);
-    this.words[page] = grownWords;
+    this.lows[page] = grownLows;
     this.highs[page] = grownHighs;
-    return [grownWords, grownHighs];
+    return [grownLows, grownHighs];
   }
 }
 
 function isUid(uid: number): boolean {
   return Number.isInteger(uid) && uid >= 0 && uid <= MAX_UID;
+}
+
+/** The 32-bit hash the table files `id` under: exported so tests can make ids that collide. */
+export function idHash(id: string): number {
+  const bytes = encoder.encode(id);
+  return murmur3Bytes(bytes, 0, bytes.length);
 }
 
 /** MurmurHash3_x86_32 (seed 0) of the first `length` bytes of `words`. */
@@ -619,7 +638,7 @@ function murmur3(words: Uint32Array, length: number): number {
   h = Math.imul(h, 0x85ebca6b);
   h ^= h >>> 13;
   h = Math.imul(h, 0xc2b2ae35);
-  return h ^ (h >>> 16);
+  return (h ^ (h >>> 16)) >>> 0;
 }
 
 /** murmur3 of `bytes[start, start + length)`, read in place (the same hash on a little-endian host). */
@@ -644,7 +663,7 @@ function murmur3Bytes(bytes: Uint8Array, start: number, length: number): number 
   h = Math.imul(h, 0x85ebca6b);
   h ^= h >>> 13;
   h = Math.imul(h, 0xc2b2ae35);
-  return h ^ (h >>> 16);
+  return (h ^ (h >>> 16)) >>> 0;
 }
 
 function scramble(word: number): number {

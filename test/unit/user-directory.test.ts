@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { NOT_FOUND, UserDirectory } from "../../src/index/user-directory.js";
+import { idHash, NOT_FOUND, UserDirectory } from "../../src/index/user-directory.js";
 
 describe("UserDirectory", () => {
   it("maps ids to uids and back", () => {
@@ -140,6 +140,54 @@ describe("UserDirectory", () => {
     }
     expect(out[5]).toBe(NOT_FOUND);
     expect(found).toBe(Math.ceil(20_000 / 3));
+  });
+
+  it("tells apart ids with the same 32-bit hash by every path, before and during a doubling", () => {
+    // A birthday search: among ~2^17 ids, two share a hash (the table compares hashes before bytes).
+    const seen = new Map<number, string>();
+    let pair: [string, string] | undefined;
+    for (let i = 0; pair === undefined; i++) {
+      const id = `c${i}`;
+      const other = seen.get(idHash(id));
+      if (other !== undefined) pair = [other, id];
+      else seen.set(idHash(id), id);
+    }
+    const [first, second] = pair;
+    expect(idHash(first)).toBe(idHash(second));
+    const bytesOf = (ids: string[]) => {
+      const parts = ids.map((id) => Buffer.from(id));
+      const ends = new Uint32Array(parts.length);
+      let end = 0;
+      for (const [i, part] of parts.entries()) ends[i] = end += part.length;
+      return { bytes: new Uint8Array(Buffer.concat(parts)), ends };
+    };
+    const many = (directory: UserDirectory, ids: string[]) => {
+      const { bytes, ends } = bytesOf(ids);
+      const out = new Uint32Array(ids.length);
+      directory.lookupManyUtf8(bytes, ends, 0, ids.length, out);
+      return [...out];
+    };
+    const directory = new UserDirectory({ initialCapacity: 4 });
+    directory.add(5, first);
+    expect(directory.lookup(second)).toBeUndefined();
+    expect(many(directory, [second, first])).toEqual([NOT_FOUND, 5]);
+    directory.add(9, second);
+    expect([directory.lookup(first), directory.lookup(second)]).toEqual([5, 9]);
+    expect(many(directory, [second, first])).toEqual([9, 5]);
+    expect(() => directory.add(10, second)).toThrow(/conflict/);
+    // Ask again after every add through two doublings: while one moves slots, both tables are probed.
+    for (let uid = 100; directory.size < 60; uid++) {
+      directory.add(uid, `filler_${uid}`);
+      expect(many(directory, [first, second, "c-none"])).toEqual([5, 9, NOT_FOUND]);
+      expect([directory.lookup(first), directory.lookup(second)]).toEqual([5, 9]);
+    }
+    const interned = new UserDirectory();
+    const { bytes, ends } = bytesOf([first, second, first]);
+    expect([
+      interned.intern(bytes, 0, ends[0] ?? 0),
+      interned.intern(bytes, ends[0] ?? 0, ends[1] ?? 0),
+      interned.intern(bytes, ends[1] ?? 0, ends[2] ?? 0),
+    ]).toEqual([0, 1, 0]);
   });
 
   it("enters stored ids from UTF-8 bytes exactly as from strings, and interns ids in arrival order", () => {
