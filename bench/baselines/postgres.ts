@@ -95,6 +95,16 @@ export class PostgresBaseline {
     return performance.now() - started;
   }
 
+  /**
+   * Gathers planner statistics for the membership table. Untimed, after loading: without them
+   * `uid = ANY($2)` of a 1,000-id batch is estimated to match most of the table, so Postgres scans
+   * all 11M rows per call and no call finished inside a window (`--scenario batch-check,bulk`
+   * right after loading; a full run had usually given autovacuum time to analyze first).
+   */
+  async analyze(): Promise<void> {
+    await this.pool.query(`ANALYZE ${this.table}`);
+  }
+
   /** Counts the members of `from` not in `minus` with EXCEPT; returns elapsed ms. */
   async exceptCount(from: number, minus: number): Promise<number> {
     const started = performance.now();

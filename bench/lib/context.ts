@@ -79,6 +79,7 @@ export async function setUp(options: BenchOptions, log: (line: string) => void):
       }
       segments.push(loaded);
     }
+    await postgres?.analyze();
   } finally {
     client.close();
   }
