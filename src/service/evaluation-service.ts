@@ -382,10 +382,10 @@ const TOP_UID = 2 ** 32 - 2;
 /**
  * Preview only: uids standing in for users the directory does not know, and back. The ids live in
  * a UserDirectory (stand-in k is "uid" k there): a Map of a million strings rehashed for 100+ ms
- * in one step as it doubled (fuzz), where the directory's table regrows from stored hashes.
+ * in one step as it doubled (fuzz), where the directory's table regrows a few slots at a time.
  */
 class StandIns {
-  private readonly ids = new UserDirectory();
+  private readonly ids = new UserDirectory({ everyone: false });
 
   /** The stand-in uid of `userId`, made on first sight. */
   uid(userId: string): number {

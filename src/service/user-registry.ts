@@ -36,7 +36,7 @@ export class PendingUsers {
 
   /** The pending ids, id i with "uid" i (made on first use: most changes name no new user). */
   get ids(): UserDirectory {
-    this.set ??= new UserDirectory({ initialCapacity: this.capacity });
+    this.set ??= new UserDirectory({ initialCapacity: this.capacity, everyone: false });
     return this.set;
   }
 

@@ -190,6 +190,20 @@ describe("UserDirectory", () => {
     ]).toEqual([0, 1, 0]);
   });
 
+  it("as a set of distinct ids (everyone: false) numbers them the same and keeps no bitmap of its uids", () => {
+    const bytes = new TextEncoder().encode("abcab");
+    const set = new UserDirectory({ everyone: false });
+    const plain = new UserDirectory();
+    for (const directory of [set, plain]) {
+      expect([0, 1, 2, 3].map((i) => directory.intern(bytes, i, i + 2))).toEqual([0, 1, 2, 0]);
+      expect(directory.lookup("ca")).toBe(2);
+    }
+    expect(plain.allUids().toArray()).toEqual([0, 1, 2]);
+    expect(() => set.allUids()).toThrow(/everyone: false/);
+    expect(() => set.countExcept(plain.allUids())).toThrow(/everyone: false/);
+    expect(set.byteSize()).toBeLessThan(plain.byteSize());
+  });
+
   it("enters stored ids from UTF-8 bytes exactly as from strings, and interns ids in arrival order", () => {
     const utf8 = new TextEncoder();
     const bytes = utf8.encode("xx用户-1yyalice");
