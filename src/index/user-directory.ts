@@ -174,11 +174,16 @@ export class UserDirectory {
    * NOT_FOUND, to `out[i]`. Same answers as lookupUtf8, faster: at millions of users nearly every
    * lookup misses the CPU caches, so ids go through in small groups — hash them all, then read
    * all their home slots, then their records — and each step's reads overlap instead of waiting
-   * on one another.
+   * on one another. With `hashesOut`, id i's hashUtf8 goes to `hashesOut[i]` too, for intern and
+   * addStoredMany to reuse (a new user's id is otherwise hashed three times on its way in).
    */
-  lookupManyUtf8(bytes: Uint8Array, ends: Uint32Array, from: number, to: number, out: Uint32Array): void {
+  lookupManyUtf8(bytes: Uint8Array, ends: Uint32Array, from: number, to: number, out: Uint32Array, hashesOut?: Uint32Array): void {
     if (!LITTLE_ENDIAN) {
-      for (let i = from; i < to; i++) out[i] = this.lookupUtf8(bytes, i === 0 ? 0 : (ends[i - 1] ?? 0), ends[i] ?? 0) ?? NOT_FOUND;
+      for (let i = from; i < to; i++) {
+        const start = i === 0 ? 0 : (ends[i - 1] ?? 0);
+        out[i] = this.lookupUtf8(bytes, start, ends[i] ?? 0) ?? NOT_FOUND;
+        if (hashesOut !== undefined) hashesOut[i] = this.hashUtf8(bytes, start, ends[i] ?? 0);
+      }
       return;
     }
     const { hashes, entries, found, candidates, slots, uids, arena } = this;
@@ -191,6 +196,7 @@ export class UserDirectory {
         const start = i === 0 ? 0 : (ends[i - 1] ?? 0);
         const length = (ends[i] ?? 0) - start;
         hashes[k] = length <= 0 || length > MAX_ID_BYTES ? 0 : murmur3Bytes(bytes, start, length);
+        if (hashesOut !== undefined) hashesOut[i] = hashes[k] ?? 0;
       }
       // The home slots first: each a cache miss at millions of users, all of them in flight at once.
       for (let k = 0; k < count; k++) entries[k] = slots[((hashes[k] ?? 0) >>> shift) * 2 + 1] ?? 0;
@@ -232,6 +238,17 @@ export class UserDirectory {
         }
       }
     }
+  }
+
+  /**
+   * The hash the table files the id `bytes[start, end)` under (1–256 bytes of UTF-8): what
+   * lookupManyUtf8 hands out, and what intern and addStoredMany take instead of hashing again. A
+   * wrong one would file the id where no lookup finds it, so only this module's hashes may be given.
+   */
+  hashUtf8(bytes: Uint8Array, start: number, end: number): number {
+    if (LITTLE_ENDIAN) return murmur3Bytes(bytes, start, end - start);
+    for (let i = start; i < end; i++) this.scratch[i - start] = bytes[i] ?? 0;
+    return murmur3(this.words, end - start);
   }
 
   /** Whether `uid` has been assigned (without decoding its id). */
@@ -298,8 +315,9 @@ export class UserDirectory {
    * uid `firstUid + i`, for i in `from … to − 1`. Same result, faster: like lookupManyUtf8 it
    * hashes 16 ids, then reads their 16 home slots, then places them, so the cache misses of the
    * reads overlap instead of coming one after another (start-up enters every user this way).
+   * `known[i]`, where given: id i's hashUtf8, already computed.
    */
-  addStoredMany(firstUid: number, bytes: Uint8Array, ends: Uint32Array, from: number, to: number): void {
+  addStoredMany(firstUid: number, bytes: Uint8Array, ends: Uint32Array, from: number, to: number, known?: Uint32Array): void {
     const startOf = (i: number) => (i === 0 ? 0 : (ends[i - 1] ?? 0));
     if (!LITTLE_ENDIAN) {
       for (let i = from; i < to; i++) if ((ends[i] ?? 0) > startOf(i)) this.addStoredUtf8(firstUid + i, bytes, startOf(i), ends[i] ?? 0);
@@ -319,7 +337,7 @@ export class UserDirectory {
         if (length < 0 || length > MAX_ID_BYTES) throw new RangeError(`user directory: uid ${uid}'s id is ${length} bytes, not 1–256`);
         // Nothing to enter for a hole, or for a uid already entered (it names this same id).
         if (length === 0 || this.uids.position(uid) !== 0) skip |= 1 << k;
-        else hashes[k] = murmur3Bytes(bytes, startOf(i), length);
+        else hashes[k] = known?.[i] ?? murmur3Bytes(bytes, startOf(i), length);
       }
       const shift = this.shift;
       for (let k = 0; k < count; k++) entries[k] = this.slots[((hashes[k] ?? 0) >>> shift) * 2 + 1] ?? 0;
@@ -339,19 +357,20 @@ export class UserDirectory {
   /**
    * The uid of the id `bytes[start, end)`, giving it the next uid (`size`) when it has none: for a
    * directory used as a set of distinct ids numbered in arrival order. One probe, where a lookup
-   * then an add would take two. Uids must be only ever handed out this way.
+   * then an add would take two. Uids must be only ever handed out this way. `hash`: the id's
+   * hashUtf8, when the caller has it.
    */
-  intern(bytes: Uint8Array, start: number, end: number): number {
+  intern(bytes: Uint8Array, start: number, end: number, hash?: number): number {
     const length = end - start;
     if (length <= 0 || length > MAX_ID_BYTES) throw new RangeError(`user directory: an id of ${length} bytes, not 1–256`);
-    if (LITTLE_ENDIAN) return this.internInPlace(bytes, start, length);
+    if (LITTLE_ENDIAN) return this.internInPlace(bytes, start, length, hash ?? murmur3Bytes(bytes, start, length));
     this.scratch.set(bytes.subarray(start, end));
     this.scratchLength = length;
-    const hash = murmur3(this.words, length);
-    const entry = this.find(hash);
+    const hashed = murmur3(this.words, length);
+    const entry = this.find(hashed);
     if (entry !== 0) return entry - 1;
     const uid = this.count;
-    this.insertScratch(uid, hash);
+    this.insertScratch(uid, hashed);
     return uid;
   }
 
@@ -359,8 +378,7 @@ export class UserDirectory {
    * intern, reading the id where it lies: hashed in place, one probe, and no view or copy made
    * per id (a per-request set of 100,000 new users made 100,000 of each, and the GC paid for them).
    */
-  private internInPlace(bytes: Uint8Array, start: number, length: number): number {
-    const hash = murmur3Bytes(bytes, start, length);
+  private internInPlace(bytes: Uint8Array, start: number, length: number, hash: number): number {
     let uid = this.probeUtf8(this.slots, hash, hash >>> this.shift, bytes, start, length);
     const old = this.old;
     if (uid === NOT_FOUND && old !== null) uid = this.probeUtf8(old, hash, hash >>> this.oldShift, bytes, start, length);

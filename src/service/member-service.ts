@@ -267,15 +267,16 @@ export class MemberService {
   private async resolveChunk(chunk: UserIdChunk, pending: PendingUsers): Promise<Uint32Array> {
     const { directory } = this.deps.state;
     const { bytes, ends } = chunk;
-    // Looked-up uids, compacted in place to the known ones as it goes.
+    // Looked-up uids, compacted in place to the known ones as it goes; each id's hash, for the pending ones.
     const uids = new Uint32Array(ends.length);
+    const hashes = new Uint32Array(ends.length);
     let known = 0;
     for (let from = 0; from < ends.length; from += IDS_PER_CHECK) {
       const to = Math.min(ends.length, from + IDS_PER_CHECK);
-      directory.lookupManyUtf8(bytes, ends, from, to, uids);
+      directory.lookupManyUtf8(bytes, ends, from, to, uids, hashes);
       for (let i = from; i < to; i++) {
         const uid = uids[i] ?? NOT_FOUND;
-        if (uid === NOT_FOUND) pending.addUtf8(bytes, i === 0 ? 0 : (ends[i - 1] ?? 0), ends[i] ?? 0);
+        if (uid === NOT_FOUND) pending.addUtf8(bytes, i === 0 ? 0 : (ends[i - 1] ?? 0), ends[i] ?? 0, hashes[i]);
         else uids[known++] = uid;
       }
       if (sliceDue()) await nextSlice();

@@ -18,11 +18,14 @@ const CHUNK_BYTES = 4 << 20;
 const IDS_PER_CHECK = 256;
 /** The longest id. */
 const MAX_ENTRY = 256;
+const utf8 = new TextEncoder();
 
 /** Distinct ids not in the directory when a change read them, packed (no string kept per id). */
 export class PendingUsers {
   /** Pending id i has "uid" i here: the directory's hash table doubles as the set that dedupes. */
   private set: UserDirectory | undefined;
+  /** Pending id i's hashUtf8 at [i]: entering the new users after COMMIT reuses it. */
+  private idHashes = new Uint32Array(0);
 
   /**
    * @param since the directory's uidBound before the first lookup that found an id missing: while
@@ -47,18 +50,37 @@ export class PendingUsers {
 
   /** Adds an id given as a string (already validated). */
   add(id: string): void {
-    const ids = this.ids;
-    if (ids.lookup(id) === undefined) ids.add(ids.size, id);
+    const bytes = utf8.encode(id);
+    this.addUtf8(bytes, 0, bytes.length);
   }
 
-  /** Adds the id `bytes[start, end)` (valid UTF-8 of 1–256 bytes). */
-  addUtf8(bytes: Uint8Array, start: number, end: number): void {
-    this.ids.intern(bytes, start, end);
+  /** Adds the id `bytes[start, end)` (valid UTF-8 of 1–256 bytes); `hash`, its hashUtf8 if the caller has it. */
+  addUtf8(bytes: Uint8Array, start: number, end: number, hash?: number): void {
+    const ids = this.ids;
+    const known = hash ?? ids.hashUtf8(bytes, start, end);
+    const size = ids.size;
+    if (ids.intern(bytes, start, end, known) !== size) return;
+    if (size === this.idHashes.length) {
+      const grown = new Uint32Array(Math.max(this.capacity, 2 * size));
+      grown.set(this.idHashes);
+      this.idHashes = grown;
+    }
+    this.idHashes[size] = known;
+  }
+
+  /** Pending id i's hashUtf8. */
+  hashOf(i: number): number {
+    return this.idHashes[i] ?? 0;
   }
 }
 
+/** A chunk a transaction stored, with its ids' hashUtf8 (per uid, as lengths) so entering them does not hash again. */
+export interface CreatedChunk extends UserChunk {
+  hashes: Uint32Array;
+}
+
 /** New users a transaction stored, to enter the directory after its COMMIT: the chunks it wrote. */
-export type CreatedUsers = readonly UserChunk[];
+export type CreatedUsers = readonly CreatedChunk[];
 
 /** What `register` did: per PendingUsers given, the uid of its id i at [i]; and the users it created. */
 export interface Registered {
@@ -149,12 +171,13 @@ export class UserRegistry {
    * took ~450 ns a user where copying each from the pending set with its hash took ~700 ns.
    */
   async enter(created: CreatedUsers): Promise<void> {
-    for (const chunk of created) await this.enterChunk(chunk);
+    for (const chunk of created) await this.enterChunk(chunk, chunk.hashes);
   }
 
   /** Gives each pending id still NOT_FOUND in `uids` the next uid from `start`, packing them into chunks to store. */
-  private async assign(pending: PendingUsers, uids: Uint32Array, start: number): Promise<UserChunk[]> {
-    const chunks: UserChunk[] = [];
+  private async assign(pending: PendingUsers, uids: Uint32Array, start: number): Promise<CreatedChunk[]> {
+    const chunks: CreatedChunk[] = [];
+    const hashes = new Uint32Array(Math.min(pending.size, CHUNK_IDS));
     this.buffers ??= { ids: new Uint8Array(CHUNK_BYTES + MAX_ENTRY), lengths: new Uint8Array(2 * CHUNK_IDS) };
     const { ids: buffer, lengths } = this.buffers;
     let fill = 0;
@@ -162,7 +185,15 @@ export class UserRegistry {
     let next = start;
     const flush = () => {
       const count = next - first;
-      if (count > 0) chunks.push({ firstUid: first, count, lengths: lengths.slice(0, 2 * count), ids: buffer.slice(0, fill) });
+      if (count > 0) {
+        chunks.push({
+          firstUid: first,
+          count,
+          lengths: lengths.slice(0, 2 * count),
+          ids: buffer.slice(0, fill),
+          hashes: hashes.slice(0, count),
+        });
+      }
       first = next;
       fill = 0;
     };
@@ -172,6 +203,7 @@ export class UserRegistry {
       const k = 2 * (next - first);
       lengths[k] = (end - fill) & 0xff;
       lengths[k + 1] = (end - fill) >>> 8;
+      hashes[next - first] = pending.hashOf(i);
       fill = end;
       uids[i] = next++;
       if (next - first === CHUNK_IDS || fill >= CHUNK_BYTES) flush();
@@ -181,8 +213,8 @@ export class UserRegistry {
     return chunks;
   }
 
-  /** Enters one chunk's users (a zero length is a uid never assigned). */
-  private async enterChunk({ firstUid, count, lengths, ids }: UserChunk): Promise<void> {
+  /** Enters one chunk's users (a zero length is a uid never assigned); `hashes`: their hashUtf8, when known. */
+  private async enterChunk({ firstUid, count, lengths, ids }: UserChunk, hashes?: Uint32Array): Promise<void> {
     const ends = new Uint32Array(count);
     let at = 0;
     for (let i = 0; i < count; i++) {
@@ -192,7 +224,7 @@ export class UserRegistry {
     if (at !== ids.length)
       throw new Error(`user directory: chunk at uid ${firstUid} holds ${ids.length} bytes of ids, its lengths say ${at}`);
     for (let from = 0; from < count; from += IDS_PER_CHECK) {
-      this.directory.addStoredMany(firstUid, ids, ends, from, Math.min(count, from + IDS_PER_CHECK));
+      this.directory.addStoredMany(firstUid, ids, ends, from, Math.min(count, from + IDS_PER_CHECK), hashes);
       if (sliceDue()) await nextSlice();
     }
   }

@@ -204,6 +204,28 @@ describe("UserDirectory", () => {
     expect(set.byteSize()).toBeLessThan(plain.byteSize());
   });
 
+  it("hands out each id's hash from a group lookup, and takes it back in intern and addStoredMany", () => {
+    const ids = ["user_1", "用户-2", "x".repeat(256), "user_3"];
+    const parts = ids.map((id) => Buffer.from(id));
+    const bytes = new Uint8Array(Buffer.concat(parts));
+    const ends = new Uint32Array(parts.length);
+    let end = 0;
+    for (const [i, part] of parts.entries()) ends[i] = end += part.length;
+    const hashes = new Uint32Array(ids.length);
+    new UserDirectory().lookupManyUtf8(bytes, ends, 0, ids.length, new Uint32Array(ids.length), hashes);
+    expect([...hashes]).toEqual(ids.map(idHash));
+    const starts = [0, ...ends.subarray(0, -1)];
+    expect(ids.map((_, i) => new UserDirectory().hashUtf8(bytes, starts[i] ?? 0, ends[i] ?? 0))).toEqual(ids.map(idHash));
+    const interned = new UserDirectory({ everyone: false });
+    expect(ids.map((_, i) => interned.intern(bytes, starts[i] ?? 0, ends[i] ?? 0, hashes[i]))).toEqual([0, 1, 2, 3]);
+    const stored = new UserDirectory();
+    stored.addStoredMany(10, bytes, ends, 0, ids.length, hashes);
+    for (const directory of [interned, stored]) {
+      const offset = directory === stored ? 10 : 0;
+      expect(ids.map((id) => directory.lookup(id))).toEqual(ids.map((_, i) => i + offset));
+    }
+  });
+
   it("enters stored ids from UTF-8 bytes exactly as from strings, and interns ids in arrival order", () => {
     const utf8 = new TextEncoder();
     const bytes = utf8.encode("xx用户-1yyalice");
