@@ -29,9 +29,6 @@ interface ChunkRow {
   ids: string;
 }
 
-/** Ids are validated UTF-8 before they reach a chunk; a chunk that is not must fail, not be mended. */
-const utf8 = new TextDecoder("utf-8", { fatal: true });
-
 /** The advisory lock key serializing uid assignment across every process on one database. */
 const NEW_USERS_LOCK = 0x5e6d_0001;
 /** Chunks per page when reading: bounded bytes per round trip. */
@@ -89,20 +86,8 @@ export class UserStore {
 
   /** Inside the transaction holding lockNewUsers: stores one chunk of new users. */
   async insertChunk(tx: Queryable, chunk: UserChunk): Promise<void> {
-    if (this.db.kind === "pglite") {
-      // PGlite sends a bytea parameter as hex text, made in JS and parsed in WASM: a chunk of
-      // 100,000 ids (2.3 MB) took 443–563 ms to insert that way, 22–30 ms as a text parameter
-      // with the lengths in base64 (ad-hoc, in-process PGlite, four rounds).
-      await tx.query("INSERT INTO user_chunks (first_uid, id_count, lengths, ids) VALUES ($1, $2, decode($3, 'base64'), $4)", [
-        chunk.firstUid,
-        chunk.count,
-        Buffer.from(chunk.lengths.buffer, chunk.lengths.byteOffset, chunk.lengths.byteLength).toString("base64"),
-        utf8.decode(chunk.ids),
-      ]);
-      return;
-    }
-    // To Postgres the ids go as bytes (pg sends a Buffer in binary) and become text on the server:
-    // decoding them to a string here cost ~90 ns a user on the new-user path (profile, 10M users).
+    // The ids go as bytes and become text on the server: decoding them to a string here cost
+    // ~90 ns a user on the new-user path (profile, 10M users).
     await tx.query("INSERT INTO user_chunks (first_uid, id_count, lengths, ids) VALUES ($1, $2, $3, convert_from($4, 'UTF8'))", [
       chunk.firstUid,
       chunk.count,
