@@ -31,7 +31,8 @@
  *   ones), so there is one path. Hashes depend on byte order; they never leave the process.
  * Small directories stay small: the first arena chunk and each uid page start at the initial
  * capacity and double up to their full size.
- * - Every assigned uid is also kept in a Roaring bitmap (EVERYONE's membership): uids are nearly
+ * - Every assigned uid is also kept in a Roaring bitmap (EVERYONE's membership; not in a directory
+ *   made with `everyone: false`, a set of distinct ids): uids are nearly
  *   dense, so it is mostly bitset containers (8 KiB per 65,536 uids, 0.125 B each), and expanding EVERYONE becomes a copy
  *   instead of a scan of the uid pages on the event loop.
  */
@@ -101,7 +102,7 @@ export class UserDirectory {
   private readonly words = new Uint32Array(MAX_ID_BYTES / 4);
   private readonly scratch = new Uint8Array(this.words.buffer);
   private scratchLength = 0;
-  /** Per id of a lookupManyUtf8 group: its hash, then its home slot's entry. */
+  /** Per id of a lookupManyUtf8 or addStoredMany group: its hash, and its home slot's entry (read ahead, so the slot is in cache). */
   private readonly hashes = new Uint32Array(GROUP);
   private readonly entries = new Uint32Array(GROUP);
   /** Per id of a group: the first slot on its probe chain holding its hash, −1 when none does. */
@@ -290,7 +291,7 @@ export class UserDirectory {
    * add() for the id `bytes[start, end)` (valid UTF-8, no string made), read from the store,
    * where each id has exactly one uid: a uid already assigned is skipped (it names this id), and
    * the slot is the first empty one, found without comparing ids. How start-up and catch-up enter
-   * millions of users: comparing every occupied slot on the way costs a cache miss each.
+   * millions of users: comparing the id with each slot's on the way would read each one's record.
    */
   addStoredUtf8(uid: number, bytes: Uint8Array, start: number, end: number): void {
     if (!isUid(uid)) throw new RangeError(`user directory: uid ${uid} is not an integer in [0, 2^32 − 2]`);
@@ -666,10 +667,13 @@ function isUid(uid: number): boolean {
   return Number.isInteger(uid) && uid >= 0 && uid <= MAX_UID;
 }
 
-/** The 32-bit hash the table files `id` under: exported so tests can make ids that collide. */
+/** The 32-bit hash the table files `id` under (hashUtf8 of its bytes): exported so tests can make ids that collide. */
 export function idHash(id: string): number {
   const bytes = encoder.encode(id);
-  return murmur3Bytes(bytes, 0, bytes.length);
+  if (LITTLE_ENDIAN) return murmur3Bytes(bytes, 0, bytes.length);
+  const words = new Uint32Array(MAX_ID_BYTES / 4);
+  new Uint8Array(words.buffer).set(bytes);
+  return murmur3(words, bytes.length);
 }
 
 /** MurmurHash3_x86_32 (seed 0) of the first `length` bytes of `words`. */
@@ -680,9 +684,11 @@ function murmur3(words: Uint32Array, length: number): number {
     h ^= scramble(words[i] ?? 0);
     h = (Math.imul((h << 13) | (h >>> 19), 5) + 0xe6546b64) | 0;
   }
-  // The bytes past `length` are left over from longer ids: mask them off.
+  // The bytes past `length` are left over from longer ids: mask them off. They are the word's
+  // high-order bytes on a little-endian host, its low-order ones on a big-endian one.
   const tail = length & 3;
-  if (tail !== 0) h ^= scramble((words[whole] ?? 0) & (0xffffffff >>> (32 - 8 * tail)));
+  const kept = LITTLE_ENDIAN ? 0xffffffff >>> (32 - 8 * tail) : (0xffffffff << (32 - 8 * tail)) >>> 0;
+  if (tail !== 0) h ^= scramble((words[whole] ?? 0) & kept);
   // fmix32: every input bit reaches the top bits, which choose the slot.
   h ^= length;
   h ^= h >>> 16;

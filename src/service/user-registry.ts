@@ -19,6 +19,8 @@ const IDS_PER_CHECK = 256;
 /** The longest id. */
 const MAX_ENTRY = 256;
 const utf8 = new TextEncoder();
+/** With the u flag, a surrogate only matches when unpaired. */
+const LONE_SURROGATE = /\p{Cs}/u;
 
 /** Distinct ids not in the directory when a change read them, packed (no string kept per id). */
 export class PendingUsers {
@@ -48,9 +50,11 @@ export class PendingUsers {
     return this.set?.size ?? 0;
   }
 
-  /** Adds an id given as a string (already validated). */
+  /** Adds an id given as a string (already validated); one with no UTF-8 form (a lone surrogate) is refused, as the directory refuses it. */
   add(id: string): void {
     const bytes = utf8.encode(id);
+    // TextEncoder would store a lone surrogate as U+FFFD: another user's id.
+    if (bytes.length !== id.length && LONE_SURROGATE.test(id)) throw new RangeError("a user id with a lone surrogate has no UTF-8 form");
     this.addUtf8(bytes, 0, bytes.length);
   }
 
