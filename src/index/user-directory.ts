@@ -509,7 +509,7 @@ export class UserDirectory {
     const { read, written } = encoder.encodeInto(id, this.scratch);
     // A partial read means more than 256 bytes; a lone surrogate would be stored as U+FFFD (and
     // only a non-ASCII string, one with written ≠ read, can hold one).
-    if (read < id.length || (written !== read && LONE_SURROGATE.test(id))) {
+    if (read < id.length || !hasUtf8Form(id, written)) {
       this.scratchLength = -1;
       return 0;
     }
@@ -667,6 +667,15 @@ class UidRecords {
 
 function isUid(uid: number): boolean {
   return Number.isInteger(uid) && uid >= 0 && uid <= MAX_UID;
+}
+
+/**
+ * Whether `id`, whose UTF-8 encoding took `utf8Length` bytes, has a UTF-8 form at all: an encoder
+ * writes a lone surrogate as U+FFFD, another id. Only a non-ASCII string (more bytes than UTF-16
+ * units) can hold one, so the regular expression runs only for those.
+ */
+export function hasUtf8Form(id: string, utf8Length: number): boolean {
+  return utf8Length === id.length || !LONE_SURROGATE.test(id);
 }
 
 /** The 32-bit hash the table files `id` under (hashUtf8 of its bytes): exported so tests can make ids that collide. */

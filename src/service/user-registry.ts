@@ -7,7 +7,7 @@
  * so a rolled-back change leaves no users behind. After COMMIT `enter` puts them in memory.
  */
 import { nextSlice, sliceDue } from "../control/time-slice.js";
-import { NOT_FOUND, UserDirectory } from "../index/user-directory.js";
+import { hasUtf8Form, NOT_FOUND, UserDirectory } from "../index/user-directory.js";
 import type { Queryable } from "../store/database.js";
 import type { UserChunk, UserStore } from "../store/user-store.js";
 
@@ -19,8 +19,6 @@ const IDS_PER_CHECK = 256;
 /** The longest id. */
 const MAX_ENTRY = 256;
 const utf8 = new TextEncoder();
-/** With the u flag, a surrogate only matches when unpaired. */
-const LONE_SURROGATE = /\p{Cs}/u;
 
 /** Distinct ids not in the directory when a change read them, packed (no string kept per id). */
 export class PendingUsers {
@@ -53,8 +51,7 @@ export class PendingUsers {
   /** Adds an id given as a string (already validated); one with no UTF-8 form (a lone surrogate) is refused, as the directory refuses it. */
   add(id: string): void {
     const bytes = utf8.encode(id);
-    // TextEncoder would store a lone surrogate as U+FFFD: another user's id.
-    if (bytes.length !== id.length && LONE_SURROGATE.test(id)) throw new RangeError("a user id with a lone surrogate has no UTF-8 form");
+    if (!hasUtf8Form(id, bytes.length)) throw new RangeError("a user id with a lone surrogate has no UTF-8 form");
     this.addUtf8(bytes, 0, bytes.length);
   }
 
@@ -65,7 +62,7 @@ export class PendingUsers {
     const size = ids.size;
     if (ids.intern(bytes, start, end, known) !== size) return;
     if (size === this.idHashes.length) {
-      const grown = new Uint32Array(Math.max(this.capacity, 2 * size));
+      const grown = new Uint32Array(Math.max(1, this.capacity, 2 * size));
       grown.set(this.idHashes);
       this.idHashes = grown;
     }
