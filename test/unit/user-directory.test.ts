@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { idHash, NOT_FOUND, UserDirectory } from "../../src/index/user-directory.js";
+import { idHash, NOT_FOUND, UidRecords, UserDirectory } from "../../src/index/user-directory.js";
 
 describe("UserDirectory", () => {
   it("maps ids to uids and back", () => {
@@ -335,5 +335,39 @@ describe("UserDirectory", () => {
     expect(mismatches).toBe(0);
     expect(directory.lookup(`u${count}`)).toBeUndefined();
     expect(directory.externalId(count)).toBeUndefined();
+  });
+});
+
+describe("UidRecords", () => {
+  // Positions past 4 GiB need an arena that big to reach through the directory, so they are tested here.
+  it("keeps 40-bit positions exactly, keeping high bytes only in pages that have one", () => {
+    const records = new UidRecords(4);
+    const small = 2 ** 32 - 1;
+    const high = 2 ** 40 - 2;
+    const placed: [number, number][] = [
+      [0, 1],
+      [1, small],
+      [2, 2 ** 32],
+      [3, high],
+      [2 ** 20 + 5, 7],
+      [2 ** 20 + 6, 2 ** 33 + 12345],
+      [3 * 2 ** 20, 99],
+    ];
+    for (const [uid, position] of placed) records.set(uid, position);
+    for (const [uid, position] of placed) expect(records.position(uid)).toBe(position);
+    for (const unset of [4, 2 ** 20, 2 ** 20 + 7, 2 * 2 ** 20, 3 * 2 ** 20 + 1]) expect(records.position(unset)).toBe(0);
+    // A page keeps its high bytes through growth, and one set back to a low position reads back low.
+    for (let uid = 4; uid < 5000; uid++) records.set(uid, uid);
+    expect(records.position(3)).toBe(high);
+    records.set(3, 42);
+    expect(records.position(3)).toBe(42);
+    expect(records.position(4999)).toBe(4999);
+    // Four bytes per uid until a position needs a fifth.
+    expect(new UidRecords(1024).byteSize()).toBe(0);
+    const lows = new UidRecords(1024);
+    lows.set(1023, 5);
+    expect(lows.byteSize()).toBe(4 * 1024);
+    lows.set(0, 2 ** 32);
+    expect(lows.byteSize()).toBe(5 * 1024);
   });
 });
