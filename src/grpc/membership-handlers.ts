@@ -11,7 +11,7 @@ import type { MembershipAnswer, MembershipService } from "../service/membership-
 import type { ReplicaReads } from "../service/replica-reads.js";
 import type { ServiceHandlers } from "./adapter.js";
 import { encodeAudienceBatch } from "./audience-encoding.js";
-import { encodeCheckResponse } from "./check-encoding.js";
+import { encodeBatchCheckResponse, encodeCheckResponse } from "./check-encoding.js";
 import { IdListBytes } from "./id-list-decoding.js";
 
 /** What the MembershipService handlers call. */
@@ -42,7 +42,7 @@ export function membershipHandlers({
         req instanceof IdListBytes
           ? membership.batchCheckMembershipUtf8(req.segmentId, req.ids)
           : membership.batchCheckMembership(req.segmentId, req.userIds);
-      return { members: answer.members, version: BigInt(answer.version), versionTime: timestamp(answer.versionAt), stale: answer.stale };
+      return encodeBatchCheckResponse(answer);
     },
     listUserSegments: (req) => ({ results: membership.listUserSegments(req.userId).map(result) }),
     countAudience: (req) => {

@@ -21,7 +21,8 @@ export interface MembershipAnswer {
 
 /** One segment's answers for many users, from a single membership version. */
 export interface BatchAnswer {
-  members: boolean[];
+  /** One byte per asked id, in request order: 1 for a member, else 0 (the response's packed bools as they are). */
+  members: Uint8Array;
   version: number;
   versionAt: Date | null;
   stale: boolean;
@@ -71,10 +72,10 @@ export class MembershipService {
     const bitmap = this.state.bitmaps.get(segmentId);
     const { directory } = this.state;
     const everyone = segment.type === "EVERYONE";
-    const members = userIds.map((userId) => {
-      if (everyone) return true;
-      const uid = directory.lookup(userId);
-      return uid !== undefined && bitmap.has(uid);
+    const members = new Uint8Array(userIds.length);
+    userIds.forEach((userId, i) => {
+      const uid = everyone ? undefined : directory.lookup(userId);
+      members[i] = everyone || (uid !== undefined && bitmap.has(uid)) ? 1 : 0;
     });
     return { members, version: segment.version, versionAt: segment.versionAt, stale: isStale(segment, this.now()) };
   }
@@ -88,14 +89,14 @@ export class MembershipService {
     const segment = this.state.servable(segmentId, "segment_id");
     const bitmap = this.state.bitmaps.get(segmentId);
     const count = userIds.length;
-    const members = new Array<boolean>(count);
-    if (segment.type === "EVERYONE") members.fill(true);
+    const members = new Uint8Array(count);
+    if (segment.type === "EVERYONE") members.fill(1);
     else {
       const uids = new Uint32Array(count);
       this.state.directory.lookupManyUtf8(userIds.bytes, userIds.ends, 0, count, uids);
       for (let i = 0; i < count; i++) {
         const uid = uids[i] ?? NOT_FOUND;
-        members[i] = uid !== NOT_FOUND && bitmap.has(uid);
+        if (uid !== NOT_FOUND && bitmap.has(uid)) members[i] = 1;
       }
     }
     return { members, version: segment.version, versionAt: segment.versionAt, stale: isStale(segment, this.now()) };
