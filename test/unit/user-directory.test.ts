@@ -353,7 +353,11 @@ describe("UidRecords", () => {
       [2 ** 20 + 6, 2 ** 33 + 12345],
       [3 * 2 ** 20, 99],
     ];
+    records.set(0, 1);
+    records.set(1, small);
+    expect(records.hasHighBytes).toBe(false);
     for (const [uid, position] of placed) records.set(uid, position);
+    expect(records.hasHighBytes).toBe(true);
     for (const [uid, position] of placed) expect(records.position(uid)).toBe(position);
     for (const unset of [4, 2 ** 20, 2 ** 20 + 7, 2 * 2 ** 20, 3 * 2 ** 20 + 1]) expect(records.position(unset)).toBe(0);
     // A page keeps its high bytes through growth, and one set back to a low position reads back low.
