@@ -147,6 +147,22 @@ export class UserDirectory {
     return this.bound;
   }
 
+  /** Whether a doubling is still moving slots out of the old table (a lookup that misses the new one probes the old one too). */
+  get rehashing(): boolean {
+    return this.old !== null;
+  }
+
+  /**
+   * Moves up to `count` slots of the doubling under way to the new table; returns whether any are
+   * left. Adds move a few each, so a directory that stops growing just after doubling needs its
+   * owner to finish the move off the request path: until then most ids are found in the old table,
+   * one id at a time, after missing in the new one.
+   */
+  settle(count: number): boolean {
+    this.move(count);
+    return this.old !== null;
+  }
+
   /** The uid of `externalId`, or undefined when the user has never been seen. */
   lookup(externalId: string): number | undefined {
     const hash = this.encode(externalId);

@@ -16,6 +16,8 @@ const CHUNK_IDS = 65_536;
 const CHUNK_BYTES = 4 << 20;
 /** Ids entered between two looks at the clock. */
 const IDS_PER_CHECK = 256;
+/** Old table slots settle() moves per slice: ~1 ms (SLICE_MS) in-process, a 3M-user table past its doubling taking 61 ms in all. */
+const SETTLE_SLOTS = 65_536;
 /** The longest id. */
 const MAX_ENTRY = 256;
 const utf8 = new TextEncoder();
@@ -96,6 +98,8 @@ export class UserRegistry {
    * holder of the new-users lock packs, and a transaction packs once.
    */
   private buffers: { ids: Uint8Array; lengths: Uint8Array } | undefined;
+  /** Whether settle() is running. */
+  private settling = false;
 
   constructor(
     private readonly store: UserStore,
@@ -227,6 +231,24 @@ export class UserRegistry {
     for (let from = 0; from < count; from += IDS_PER_CHECK) {
       this.directory.addStoredMany(firstUid, ids, ends, from, Math.min(count, from + IDS_PER_CHECK), hashes);
       if (sliceDue()) await nextSlice();
+    }
+    if (this.directory.rehashing) void this.settle();
+  }
+
+  /**
+   * Finishes a doubling of the directory's table in the background, a slice at a time, after the
+   * call that grew it has its answer. Left to adds alone, a directory that stopped growing just
+   * past a doubling kept most ids in the old table: bench batch-check at 3M users (seeding ends 64k
+   * adds past one) spent ~1 µs per id in lookups, against ~0.2 µs in-process on a settled table.
+   */
+  private async settle(): Promise<void> {
+    if (this.settling) return;
+    this.settling = true;
+    try {
+      do await nextSlice();
+      while (this.directory.settle(SETTLE_SLOTS));
+    } finally {
+      this.settling = false;
     }
   }
 }

@@ -5,7 +5,7 @@
  * chunks another writer committed, and nothing left behind by a transaction that rolls back.
  */
 import pino from "pino";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { openDatabase } from "../../src/app.js";
 import { loadConfig } from "../../src/config.js";
 import { NOT_FOUND, UserDirectory } from "../../src/index/user-directory.js";
@@ -116,6 +116,22 @@ describe.each(STORES)("user chunks on $name", (kind) => {
     expect(reloaded.directory.size).toBe(ids.length);
     for (const n of [0, 65_535, 65_536, 149_999]) expect(reloaded.directory.lookup(`user_${n}`)).toBe(n);
     expect(reloaded.directory.lookup("user_150000") ?? NOT_FOUND).toBe(NOT_FOUND);
+  });
+
+  it("finishes a doubling of the directory's table in the background once users stop arriving", async () => {
+    await migrate(db);
+    const registry = new UserRegistry(new UserStore(db), new UserDirectory());
+    // The table doubles at its 91,751st user (0.7 × 2^17 slots); adds alone would move its old
+    // slots over only in the next 32,768 adds.
+    const ids = Array.from({ length: 92_000 }, (_, n) => `settle_${n}`);
+    const { created } = await db.transaction((tx) => registry.register(tx, [pendingOf(registry.directory, ids)]));
+    await registry.enter(created);
+    expect(registry.directory.rehashing).toBe(true);
+    const during = registry.directory.byteSize();
+    await vi.waitFor(() => expect(registry.directory.rehashing).toBe(false));
+    expect(registry.directory.byteSize()).toBeLessThan(during);
+    expect(ids.map((id) => registry.directory.lookup(id))).toEqual(ids.map((_, n) => n));
+    expect(registry.directory.lookup("settle_92000")).toBeUndefined();
   });
 
   it("loads at start-up exactly what was stored, ids COPY's text format escapes included", async () => {
