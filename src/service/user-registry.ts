@@ -16,8 +16,13 @@ const CHUNK_IDS = 65_536;
 const CHUNK_BYTES = 4 << 20;
 /** Ids entered between two looks at the clock. */
 const IDS_PER_CHECK = 256;
-/** Old table slots settle() moves per slice: ~1 ms (SLICE_MS) in-process, a 3M-user table past its doubling taking 61 ms in all. */
-const SETTLE_SLOTS = 65_536;
+/**
+ * Old table slots settle() moves per turn of the event loop: ~0.25 ms in-process (a 3M-user table
+ * past its doubling takes ~62 ms in all), so a write it runs beside is slowed by a quarter at most.
+ */
+const SETTLE_SLOTS = 16_384;
+/** settle() starts once no users have been entered for this long, and stops while any are. */
+const SETTLE_QUIET_MS = 50;
 /** The longest id. */
 const MAX_ENTRY = 256;
 const utf8 = new TextEncoder();
@@ -98,8 +103,10 @@ export class UserRegistry {
    * holder of the new-users lock packs, and a transaction packs once.
    */
   private buffers: { ids: Uint8Array; lengths: Uint8Array } | undefined;
-  /** Whether settle() is running. */
+  /** Whether settle() is running, its timer while it waits to, and how many enterChunk calls are under way. */
   private settling = false;
+  private settleTimer: NodeJS.Timeout | undefined;
+  private entering = 0;
 
   constructor(
     private readonly store: UserStore,
@@ -219,7 +226,18 @@ export class UserRegistry {
   }
 
   /** Enters one chunk's users (a zero length is a uid never assigned); `hashes`: their hashUtf8, when known. */
-  private async enterChunk({ firstUid, count, lengths, ids }: UserChunk, hashes?: Uint32Array): Promise<void> {
+  private async enterChunk(chunk: UserChunk, hashes?: Uint32Array): Promise<void> {
+    this.entering++;
+    try {
+      await this.enterUsers(chunk, hashes);
+    } finally {
+      this.entering--;
+    }
+    if (this.directory.rehashing) this.settleSoon();
+  }
+
+  /** enterChunk's work, in slices. */
+  private async enterUsers({ firstUid, count, lengths, ids }: UserChunk, hashes?: Uint32Array): Promise<void> {
     const ends = new Uint32Array(count);
     let at = 0;
     for (let i = 0; i < count; i++) {
@@ -232,21 +250,27 @@ export class UserRegistry {
       this.directory.addStoredMany(firstUid, ids, ends, from, Math.min(count, from + IDS_PER_CHECK), hashes);
       if (sliceDue()) await nextSlice();
     }
-    if (this.directory.rehashing) void this.settle();
   }
 
   /**
-   * Finishes a doubling of the directory's table in the background, a slice at a time, after the
-   * call that grew it has its answer. Left to adds alone, a directory that stopped growing just
-   * past a doubling kept most ids in the old table: bench batch-check at 3M users (seeding ends 64k
-   * adds past one) spent ~1 µs per id in lookups, against ~0.2 µs in-process on a settled table.
+   * Finishes a doubling of the directory's table in the background once users stop arriving. Left
+   * to adds alone, a directory that stopped growing just past a doubling kept most ids in the old
+   * table: bench batch-check at 3M users (seeding ends 64k adds past one) spent ~1 µs per id in
+   * lookups, against ~0.2 µs in-process on a settled table. It waits for a quiet spell and gives
+   * way to any write entering users: a write's answer must leave within its deadline's margin
+   * after COMMIT (adapter.ts), and sharing the loop with settle() once pushed one past it.
    */
+  private settleSoon(): void {
+    clearTimeout(this.settleTimer);
+    this.settleTimer = setTimeout(() => void this.settle(), SETTLE_QUIET_MS);
+    this.settleTimer.unref();
+  }
+
   private async settle(): Promise<void> {
     if (this.settling) return;
     this.settling = true;
     try {
-      do await nextSlice();
-      while (this.directory.settle(SETTLE_SLOTS));
+      while (this.entering === 0 && this.directory.settle(SETTLE_SLOTS)) await nextSlice();
     } finally {
       this.settling = false;
     }
