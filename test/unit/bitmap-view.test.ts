@@ -1,18 +1,7 @@
 import { describe, expect, it } from "vitest";
+import { rng } from "../../bench/lib/dataset.js";
 import { BitmapView, MAX_VIEW_BYTES, viewOf } from "../../src/index/bitmap-view.js";
 import { RoaringBitmap32 } from "../../src/index/roaring.js";
-
-/** A seeded PRNG (mulberry32), so a failure names a reproducible case. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Every probe's answer from the view and from the bitmap itself. */
 function answers(bitmap: RoaringBitmap32, probes: number[]): { view: boolean[]; roaring: boolean[] } {
