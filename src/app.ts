@@ -143,7 +143,15 @@ export async function startApp(config: Config, log: Logger, clock: () => Date = 
     const source = analytics;
     const segments = new SegmentService({ state, store, clock, locks, planQuery: (sql) => source.explain(sql, config.previewTimeoutMs) });
     const users = new UserRegistry(userStore, state.directory);
-    const members = new MemberService({ state, store, users, clock, locks, maxIdsPerCall: config.maxIdsPerCall });
+    const members = new MemberService({
+      state,
+      store,
+      users,
+      clock,
+      locks,
+      maxIdsPerCall: config.maxIdsPerCall,
+      commitReserveUsPerNewUser: config.commitReserveUsPerNewUser,
+    });
     const membership = new MembershipService(state, config.maxIdsPerCall, () => clock().getTime());
     const reads = new MemberReads(state, store);
     const audience = new AudienceService({ state, store, now: () => clock().getTime() });

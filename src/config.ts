@@ -18,6 +18,11 @@ export interface Config {
   logLevel: string;
   /** Most user ids accepted by one AddMembers / RemoveMembers / BatchCheck call. */
   maxIdsPerCall: number;
+  /**
+   * A write that creates users must commit this much earlier before its deadline per new user (µs),
+   * beyond the fixed margin: entering them in memory after COMMIT comes before its answer.
+   */
+  commitReserveUsPerNewUser: number;
   /** Largest gRPC message accepted, in bytes; larger ones get RESOURCE_EXHAUSTED. */
   maxMessageBytes: number;
   /** How long shutdown waits for in-flight calls before cancelling them. */
@@ -83,6 +88,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     dataDir: nonEmpty(env.DATA_DIR) ?? "./data",
     logLevel,
     maxIdsPerCall: integer(env, "MAX_IDS_PER_CALL", 100_000, 1, 10_000_000),
+    commitReserveUsPerNewUser: integer(env, "COMMIT_RESERVE_US_PER_NEW_USER", 1, 0, 1_000_000),
     maxMessageBytes: integer(env, "MAX_MESSAGE_BYTES", 64 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
     shutdownGraceMs: integer(env, "SHUTDOWN_GRACE_MS", 10_000, 0, 600_000),
     historyRetentionMs: integer(env, "HISTORY_RETENTION_DAYS", 30, 1, 3650) * 86_400_000,

@@ -9,10 +9,21 @@
 import { DeadlineExceededError } from "../errors.js";
 
 const deadlines = new WeakMap<AbortSignal, number>();
+const reserves = new WeakMap<AbortSignal, number>();
 
 /** Records that `signal` stands for a call that must be done by `at` (ms since the epoch). */
 export function setDeadline(signal: AbortSignal, at: number): void {
   deadlines.set(signal, at);
+}
+
+/**
+ * Makes `signal`'s call commit `ms` before its deadline (replacing an earlier reserve, so a
+ * transaction that runs again does not count twice): work the call still has to do after COMMIT
+ * and before it answers (entering new users in memory), which could otherwise make its client
+ * give up on a change that was applied.
+ */
+export function reserveAfterCommit(signal: AbortSignal | undefined, ms: number): void {
+  if (signal !== undefined) reserves.set(signal, Math.max(0, ms));
 }
 
 /** Throws the reason the call is over (cancelled, or past its deadline), if it is. */
@@ -20,7 +31,7 @@ export function throwIfOver(signal: AbortSignal | undefined): void {
   if (signal === undefined) return;
   signal.throwIfAborted();
   const at = deadlines.get(signal);
-  if (at !== undefined && Date.now() >= at) {
+  if (at !== undefined && Date.now() >= at - (reserves.get(signal) ?? 0)) {
     throw new DeadlineExceededError("deadline", "the call's deadline passed before its change committed; nothing was applied");
   }
 }

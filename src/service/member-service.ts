@@ -3,7 +3,7 @@
  * rule — take the segment's lock, commit the delta as the next version, then publish the new
  * bitmap — and one call is one version (or none, when it changes nothing).
  */
-import { throwIfOver } from "../control/cancellation.js";
+import { reserveAfterCommit, throwIfOver } from "../control/cancellation.js";
 import type { KeyedMutex } from "../control/keyed-mutex.js";
 import { nextSlice, sliceDue } from "../control/time-slice.js";
 import { FailedPreconditionError, InvalidArgumentError, UnavailableError } from "../errors.js";
@@ -71,6 +71,8 @@ export interface MemberServiceDeps {
   /** Shared with SegmentService: lifecycle and member changes of one segment serialize. */
   locks: KeyedMutex;
   maxIdsPerCall: number;
+  /** How much earlier than its deadline a change must commit per user it creates, in µs (Config.commitReserveUsPerNewUser; none when unset). */
+  commitReserveUsPerNewUser?: number;
 }
 
 /** What a change computed inside its transaction. */
@@ -420,6 +422,8 @@ export class MemberService {
     const { computed, next, encoded, at, result, patch } = await store.transaction(async (tx) => {
       const computed = await compute(segment, current, tx);
       const { delta } = computed;
+      const newUsers = computed.created?.reduce((sum, chunk) => sum + chunk.count, 0) ?? 0;
+      reserveAfterCommit(signal, (newUsers * (this.deps.commitReserveUsPerNewUser ?? 0)) / 1000);
       const at = this.deps.clock();
       const changes = delta.added.size > 0 || delta.removed.size > 0;
       const next = changes ? applyDelta(current, delta) : undefined;

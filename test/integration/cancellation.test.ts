@@ -110,6 +110,41 @@ describe.each(STORES)("cancellation and deadlines on $name", (kind) => {
   });
 });
 
+describe.each(STORES)("a write that creates users commits early enough to enter them before its deadline, on $name", (kind) => {
+  // 50 ms per new user: 1,000 new users must commit 50 s before the deadline; a 20 s deadline cannot hold them.
+  const t = useService(kind, { COMMIT_RESERVE_US_PER_NEW_USER: "50000" });
+
+  it("refuses to commit new users inside the reserve, and commits known ones under the same deadline", async () => {
+    const create = async (name: string, type = SegmentType.STATIC) =>
+      (await t.service.segments.createSegment({ name, type })).segment?.id ?? "";
+    const [first, second, everyone] = [
+      await create("Reserve first"),
+      await create("Reserve second"),
+      await create("Reserve all", SegmentType.EVERYONE),
+    ];
+    const count = async (id: string) => (await t.service.segments.getSegment({ segmentId: id })).segment?.memberCount;
+    const deadline = () => new Date(Date.now() + 20_000);
+    // Without a deadline nothing is reserved: the users are created.
+    await t.service.segments.addMembers({ segmentId: first, userIds: ids("known_", 0, 1_000) });
+    expect(await count(everyone)).toBe(1_000n);
+
+    const known = await outcome(
+      t.service.segments.addMembers({ segmentId: second, userIds: ids("known_", 0, 1_000) }, { deadline: deadline() }),
+    );
+    expect(known).toBe("OK");
+    expect(await count(second)).toBe(1_000n);
+
+    const done = finishedCalls(t.service, ADD);
+    const fresh = await outcome(
+      t.service.segments.addMembers({ segmentId: second, userIds: ids("new_", 0, 1_000) }, { deadline: deadline() }),
+    );
+    await untilFinished(t.service, ADD, done + 1);
+    expect(fresh).toBe(status.DEADLINE_EXCEEDED);
+    expect(await count(second)).toBe(1_000n);
+    expect(await count(everyone)).toBe(1_000n);
+  });
+});
+
 describe("a hung Postgres", () => {
   const postgres = STORES.find((s) => s.name === "postgres");
   let store: TestStore;
