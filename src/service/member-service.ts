@@ -7,6 +7,7 @@ import { reserveAfterCommit, throwIfOver } from "../control/cancellation.js";
 import type { KeyedMutex } from "../control/keyed-mutex.js";
 import { nextSlice, sliceDue } from "../control/time-slice.js";
 import { FailedPreconditionError, InvalidArgumentError, UnavailableError } from "../errors.js";
+import { FirstOccurrences } from "../index/first-occurrences.js";
 import { addDelta, applyDelta, bitmapOf, encodeBitmap, type MembershipDelta, removeDelta, replaceDelta } from "../index/membership.js";
 import { RoaringBitmap32 } from "../index/roaring.js";
 import { NOT_FOUND } from "../index/user-directory.js";
@@ -16,7 +17,7 @@ import { type SegmentStore, VersionConflictError } from "../store/segment-store.
 import { UserIdChunk } from "../store/user-id-chunk.js";
 import { ImportParser, type InvalidEntry } from "./import-parser.js";
 import { catchUp, type SegmentState } from "./segment-state.js";
-import { type CreatedUsers, PendingUsers, type UserRegistry } from "./user-registry.js";
+import { type CreatedUsers, type NewIds, PendingUsers, RequestNewIds, type UserRegistry } from "./user-registry.js";
 import { checkUserIdBytes, checkUserIds } from "./validation.js";
 import { membershipAt } from "./versions.js";
 
@@ -372,10 +373,36 @@ export class MemberService {
   }
 
   /** Splits one call's ids into known uids and the distinct unknown ones, sliced as gathering is. */
-  private async resolveKnown(userIds: UserIds): Promise<{ uids: Uint32Array; pending: PendingUsers }> {
+  private async resolveKnown(userIds: UserIds): Promise<{ uids: Uint32Array; pending: NewIds }> {
+    if (userIds instanceof UserIdChunk) return this.resolveRequest(userIds);
     const pending = new PendingUsers(this.deps.state.directory.uidBound, userIds.length);
-    const uids = userIds instanceof UserIdChunk ? await this.resolveChunk(userIds, pending) : await this.resolveSliced(userIds, pending);
-    return { uids, pending };
+    return { uids: await this.resolveSliced(userIds, pending), pending };
+  }
+
+  /**
+   * Looks up one request's ids where they lie: its known uids, and its distinct unknown ids as
+   * RequestNewIds (nothing copied; the request's bytes outlive the call's transaction).
+   */
+  private async resolveRequest(chunk: UserIdChunk): Promise<{ uids: Uint32Array; pending: NewIds }> {
+    const { directory } = this.deps.state;
+    const since = directory.uidBound;
+    const { bytes, ends } = chunk;
+    // Looked-up uids, compacted in place to the known ones as it goes; each id's hash.
+    const uids = new Uint32Array(ends.length);
+    const hashes = new Uint32Array(ends.length);
+    const unknown = new FirstOccurrences(bytes, ends, hashes, ends.length);
+    let known = 0;
+    for (let from = 0; from < ends.length; from += IDS_PER_CHECK) {
+      const to = Math.min(ends.length, from + IDS_PER_CHECK);
+      directory.lookupManyUtf8(bytes, ends, from, to, uids, hashes);
+      for (let i = from; i < to; i++) {
+        const uid = uids[i] ?? NOT_FOUND;
+        if (uid === NOT_FOUND) unknown.add(i);
+        else uids[known++] = uid;
+      }
+      if (sliceDue()) await nextSlice();
+    }
+    return { uids: uids.subarray(0, known), pending: new RequestNewIds(since, chunk, unknown.indices, hashes) };
   }
 
   /**

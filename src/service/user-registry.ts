@@ -1,7 +1,8 @@
 /**
  * Giving new users their uids, and keeping the in-memory directory level with the store's chunks
- * (src/store/user-store.ts). A change that names unknown ids collects them in `PendingUsers`
- * while it reads its input; inside its transaction `register` takes the cluster-wide lock, reads
+ * (src/store/user-store.ts). A change that names unknown ids collects them while it reads its
+ * input — in `PendingUsers` (copied, for input that arrives in pieces: imports, query results) or
+ * as `RequestNewIds` (left in place in a single request's bytes); inside its transaction `register` takes the cluster-wide lock, reads
  * the chunks other transactions committed meanwhile (any process's), gives the ids still unknown
  * the next uids and writes them as chunks — in the same transaction as the membership change,
  * so a rolled-back change leaves no users behind. After COMMIT `enter` puts them in memory.
@@ -9,6 +10,7 @@
 import { nextSlice, sliceDue } from "../control/time-slice.js";
 import { hasUtf8Form, NOT_FOUND, UserDirectory } from "../index/user-directory.js";
 import type { Queryable } from "../store/database.js";
+import type { UserIdChunk } from "../store/user-id-chunk.js";
 import type { UserChunk, UserStore } from "../store/user-store.js";
 
 /** Ids per stored chunk, and bytes: bounded rows, so no statement carries hundreds of MB. */
@@ -27,8 +29,55 @@ const SETTLE_QUIET_MS = 50;
 const MAX_ENTRY = 256;
 const utf8 = new TextEncoder();
 
+/** Distinct ids that were not in the directory when a change read them: what `register` numbers. */
+export interface NewIds {
+  /** The directory's uidBound before the first lookup that missed: while it has not moved, every id is still unknown. */
+  readonly since: number;
+  /** How many distinct ids. */
+  readonly size: number;
+  /** Copies id i's UTF-8 bytes to `out` at `at` (256 bytes of room); returns where they end. */
+  copyId(i: number, out: Uint8Array, at: number): number;
+  /** Id i's hashUtf8. */
+  hashOf(i: number): number;
+}
+
+/**
+ * The new ids of one request, read where they lie in its bytes (AddMembers, RemoveMembers): id k
+ * is the request's id `indices[k]`. Nothing is copied until `register` packs the new users.
+ */
+export class RequestNewIds implements NewIds {
+  /**
+   * @param indices the request's ids that the directory lacked, each id once (firstOccurrences).
+   * @param hashes every request id's hashUtf8, by its index in the request.
+   */
+  constructor(
+    readonly since: number,
+    private readonly chunk: UserIdChunk,
+    private readonly indices: Uint32Array,
+    private readonly hashes: Uint32Array,
+  ) {}
+
+  get size(): number {
+    return this.indices.length;
+  }
+
+  copyId(k: number, out: Uint8Array, at: number): number {
+    const { bytes, ends } = this.chunk;
+    const i = this.indices[k] ?? 0;
+    const start = i === 0 ? 0 : (ends[i - 1] ?? 0);
+    const end = ends[i] ?? 0;
+    // A loop, not set(subarray()): ids are short, and a view per id is what the GC paid for before.
+    for (let b = start; b < end; b++) out[at + b - start] = bytes[b] ?? 0;
+    return at + end - start;
+  }
+
+  hashOf(k: number): number {
+    return this.hashes[this.indices[k] ?? 0] ?? 0;
+  }
+}
+
 /** Distinct ids not in the directory when a change read them, packed (no string kept per id). */
-export class PendingUsers {
+export class PendingUsers implements NewIds {
   /** Pending id i has "uid" i here: the directory's hash table doubles as the set that dedupes. */
   private set: UserDirectory | undefined;
   /** Pending id i's hashUtf8 at [i]: entering the new users after COMMIT reuses it. */
@@ -79,6 +128,10 @@ export class PendingUsers {
   /** Pending id i's hashUtf8. */
   hashOf(i: number): number {
     return this.idHashes[i] ?? 0;
+  }
+
+  copyId(i: number, out: Uint8Array, at: number): number {
+    return this.ids.copyId(i, out, at);
   }
 }
 
@@ -141,12 +194,12 @@ export class UserRegistry {
   }
 
   /** The uids of pending ids that are known now (another change may have created them); NOT_FOUND for the rest. */
-  async resolve(pending: PendingUsers): Promise<Uint32Array> {
+  async resolve(pending: NewIds): Promise<Uint32Array> {
     const uids = new Uint32Array(pending.size).fill(NOT_FOUND);
     if (this.directory.uidBound === pending.since) return uids;
     const scratch = new Uint8Array(MAX_ENTRY);
     for (let i = 0; i < pending.size; i++) {
-      const end = pending.ids.copyId(i, scratch, 0);
+      const end = pending.copyId(i, scratch, 0);
       uids[i] = this.directory.lookupUtf8(scratch, 0, end) ?? NOT_FOUND;
       if ((i & (IDS_PER_CHECK - 1)) === IDS_PER_CHECK - 1 && sliceDue()) await nextSlice();
     }
@@ -159,7 +212,7 @@ export class UserRegistry {
    * one call, so an id several of them name gets one uid. The lock is held until the transaction
    * ends: no other process can assign the same uids or give an id a second one meanwhile.
    */
-  async register(tx: Queryable, pendings: readonly PendingUsers[]): Promise<Registered> {
+  async register(tx: Queryable, pendings: readonly NewIds[]): Promise<Registered> {
     if (pendings.every((pending) => pending.size === 0)) return { uids: pendings.map(() => new Uint32Array(0)), created: [] };
     await this.store.lockNewUsers(tx);
     await this.catchUp(tx);
@@ -168,12 +221,13 @@ export class UserRegistry {
       throw new Error(`user directory: memory ends at uid ${this.directory.uidBound} but the store's chunks end at ${start}`);
     }
     const [only] = pendings;
-    const all = pendings.length === 1 && only !== undefined ? only : await merge(pendings);
+    const merged = pendings.length === 1 && only !== undefined ? undefined : await merge(pendings);
+    const all = merged ?? (only as NewIds);
     const allUids = await this.resolve(all);
     const created = await this.assign(all, allUids, start);
     for (const chunk of created) await this.store.insertChunk(tx, chunk);
-    if (all === only) return { uids: [allUids], created };
-    return { uids: await Promise.all(pendings.map((pending) => uidsIn(all, allUids, pending))), created };
+    if (merged === undefined) return { uids: [allUids], created };
+    return { uids: await Promise.all(pendings.map((pending) => uidsIn(merged, allUids, pending))), created };
   }
 
   /**
@@ -187,7 +241,7 @@ export class UserRegistry {
   }
 
   /** Gives each pending id still NOT_FOUND in `uids` the next uid from `start`, packing them into chunks to store. */
-  private async assign(pending: PendingUsers, uids: Uint32Array, start: number): Promise<CreatedChunk[]> {
+  private async assign(pending: NewIds, uids: Uint32Array, start: number): Promise<CreatedChunk[]> {
     const chunks: CreatedChunk[] = [];
     const hashes = new Uint32Array(Math.min(pending.size, CHUNK_IDS));
     this.buffers ??= { ids: new Uint8Array(CHUNK_BYTES + MAX_ENTRY), lengths: new Uint8Array(2 * CHUNK_IDS) };
@@ -211,7 +265,7 @@ export class UserRegistry {
     };
     for (let i = 0; i < pending.size; i++) {
       if (uids[i] !== NOT_FOUND) continue;
-      const end = pending.ids.copyId(i, buffer, fill);
+      const end = pending.copyId(i, buffer, fill);
       const k = 2 * (next - first);
       lengths[k] = (end - fill) & 0xff;
       lengths[k + 1] = (end - fill) >>> 8;
@@ -278,12 +332,12 @@ export class UserRegistry {
 }
 
 /** The distinct ids of several pending sets, as one. */
-async function merge(pendings: readonly PendingUsers[]): Promise<PendingUsers> {
+async function merge(pendings: readonly NewIds[]): Promise<PendingUsers> {
   const merged = new PendingUsers(Math.min(...pendings.map((pending) => pending.since)));
   const scratch = new Uint8Array(MAX_ENTRY);
   for (const pending of pendings) {
     for (let i = 0; i < pending.size; i++) {
-      merged.addUtf8(scratch, 0, pending.ids.copyId(i, scratch, 0));
+      merged.addUtf8(scratch, 0, pending.copyId(i, scratch, 0), pending.hashOf(i));
       if ((i & (IDS_PER_CHECK - 1)) === IDS_PER_CHECK - 1 && sliceDue()) await nextSlice();
     }
   }
@@ -291,11 +345,11 @@ async function merge(pendings: readonly PendingUsers[]): Promise<PendingUsers> {
 }
 
 /** The uids `mergedUids` gives `pending`'s ids, by way of their position in `merged`. */
-async function uidsIn(merged: PendingUsers, mergedUids: Uint32Array, pending: PendingUsers): Promise<Uint32Array> {
+async function uidsIn(merged: PendingUsers, mergedUids: Uint32Array, pending: NewIds): Promise<Uint32Array> {
   const uids = new Uint32Array(pending.size);
   const scratch = new Uint8Array(MAX_ENTRY);
   for (let i = 0; i < pending.size; i++) {
-    const at = merged.ids.lookupUtf8(scratch, 0, pending.ids.copyId(i, scratch, 0));
+    const at = merged.ids.lookupUtf8(scratch, 0, pending.copyId(i, scratch, 0));
     uids[i] = at === undefined ? NOT_FOUND : (mergedUids[at] ?? NOT_FOUND);
     if ((i & (IDS_PER_CHECK - 1)) === IDS_PER_CHECK - 1 && sliceDue()) await nextSlice();
   }

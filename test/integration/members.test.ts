@@ -57,6 +57,23 @@ describe.each(STORES)("member management on $name", (kind) => {
     expect(unspecified.code).toBe(status.INVALID_ARGUMENT);
   });
 
+  it("gives an id named several times in one AddMembers one uid, beside known ids and in a removal", async () => {
+    const id = await staticSegment("Repeated new ids");
+    await t.service.segments.addMembers({ segmentId: id, userIds: ["known_1", "known_2"] });
+    const fresh = ids("rep_", 0, 3_000);
+    // Every new id three times, spread over the request, between known ones.
+    const request = [...fresh, "known_1", ...fresh.slice().reverse(), "known_2", ...fresh];
+    const result = await t.service.segments.addMembers({ segmentId: id, userIds: request });
+    expect(result).toMatchObject({ added: 3_000n, unchanged: 2n, memberCount: 3_002n });
+    const uids = (await t.service.membership.resolveUserIds({ userIds: fresh })).uids;
+    expect(new Set(uids).size).toBe(3_000);
+    expect(uids.every((uid) => uid >= 0n)).toBe(true);
+    expect(await members(id)).toEqual([...fresh, "known_1", "known_2"].sort());
+    // Removing ids that are not users, repeated, counts each once and changes nothing.
+    const removal = await t.service.segments.removeMembers({ segmentId: id, userIds: ["ghost", "known_1", "ghost", "phantom"] });
+    expect(removal).toMatchObject({ removed: 1n, unchanged: 2n, memberCount: 3_001n });
+  });
+
   it("makes a 1,000,000-id import visible at once, and leaves the segment untouched when one is cancelled halfway", async () => {
     const id = await staticSegment("Big import");
     const chunk = 50_000;
