@@ -267,19 +267,27 @@ export class MemberService {
   }
 
   /** Looks up a chunk of UTF-8 ids: returns the known uids and adds the unknown ids to `pending`, making no string. */
-  private async resolveChunk(chunk: UserIdChunk, pending: PendingUsers): Promise<Uint32Array> {
+  private resolveChunk(chunk: UserIdChunk, pending: PendingUsers): Promise<Uint32Array> {
+    const { bytes, ends } = chunk;
+    const hashes = new Uint32Array(ends.length);
+    return this.lookUpChunk(chunk, hashes, (i) => pending.addUtf8(bytes, i === 0 ? 0 : (ends[i - 1] ?? 0), ends[i] ?? 0, hashes[i]));
+  }
+
+  /**
+   * Looks up a chunk of UTF-8 ids, sliced: returns the known uids (compacted in place as it goes)
+   * and hands each unknown id's index to `unknown`, with its hash in `hashes` already.
+   */
+  private async lookUpChunk(chunk: UserIdChunk, hashes: Uint32Array, unknown: (i: number) => void): Promise<Uint32Array> {
     const { directory } = this.deps.state;
     const { bytes, ends } = chunk;
-    // Looked-up uids, compacted in place to the known ones as it goes; each id's hash, for the pending ones.
     const uids = new Uint32Array(ends.length);
-    const hashes = new Uint32Array(ends.length);
     let known = 0;
     for (let from = 0; from < ends.length; from += IDS_PER_CHECK) {
       const to = Math.min(ends.length, from + IDS_PER_CHECK);
       directory.lookupManyUtf8(bytes, ends, from, to, uids, hashes);
       for (let i = from; i < to; i++) {
         const uid = uids[i] ?? NOT_FOUND;
-        if (uid === NOT_FOUND) pending.addUtf8(bytes, i === 0 ? 0 : (ends[i - 1] ?? 0), ends[i] ?? 0, hashes[i]);
+        if (uid === NOT_FOUND) unknown(i);
         else uids[known++] = uid;
       }
       if (sliceDue()) await nextSlice();
@@ -384,25 +392,11 @@ export class MemberService {
    * RequestNewIds (nothing copied; the request's bytes outlive the call's transaction).
    */
   private async resolveRequest(chunk: UserIdChunk): Promise<{ uids: Uint32Array; pending: NewIds }> {
-    const { directory } = this.deps.state;
-    const since = directory.uidBound;
-    const { bytes, ends } = chunk;
-    // Looked-up uids, compacted in place to the known ones as it goes; each id's hash.
-    const uids = new Uint32Array(ends.length);
-    const hashes = new Uint32Array(ends.length);
-    const unknown = new FirstOccurrences(bytes, ends, hashes, ends.length);
-    let known = 0;
-    for (let from = 0; from < ends.length; from += IDS_PER_CHECK) {
-      const to = Math.min(ends.length, from + IDS_PER_CHECK);
-      directory.lookupManyUtf8(bytes, ends, from, to, uids, hashes);
-      for (let i = from; i < to; i++) {
-        const uid = uids[i] ?? NOT_FOUND;
-        if (uid === NOT_FOUND) unknown.add(i);
-        else uids[known++] = uid;
-      }
-      if (sliceDue()) await nextSlice();
-    }
-    return { uids: uids.subarray(0, known), pending: new RequestNewIds(since, chunk, unknown.indices, hashes) };
+    const since = this.deps.state.directory.uidBound;
+    const hashes = new Uint32Array(chunk.length);
+    const unknown = new FirstOccurrences(chunk.bytes, chunk.ends, hashes, chunk.length);
+    const uids = await this.lookUpChunk(chunk, hashes, (i) => unknown.add(i));
+    return { uids, pending: new RequestNewIds(since, chunk, unknown.indices, hashes) };
   }
 
   /**
