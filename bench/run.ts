@@ -30,7 +30,7 @@ import { updateReadme } from "./update-readme.js";
 // The scenarios that drive the running service, in this order: memory reads the three dataset
 // segments before import and subtract add more; restart replaces the process; batch-check reads
 // only and audience adds seven segments (six of users/10 members, one EVERYONE) after restart has
-// counted what it restores; replica adds 2,000 users to the sparse segment; import-check, which adds 1–2M users and imported segments, and
+// counted what it restores; replica adds 2,000 users to the sparse segment; import-check, which adds 2–3M users and imported segments, and
 // list-user-segments, which adds 10,000 segments, come last so they change none of the other figures.
 const SERVICE_SCENARIOS: Record<
   Exclude<Scenario, "directory" | "embedded-start">,

@@ -37,13 +37,18 @@ export function encodeAdd(segmentId: string, numbers: readonly number[], seed: n
 
 /** One ImportMembers (mode ADD) stream's messages of the dataset users in `batches`, encoded. */
 export function encodeImport(segmentId: string, batches: Iterable<number[]>, seed: number): Buffer[] {
+  const ids = (function* () {
+    for (const batch of batches) yield batch.map((n) => userId(seed, n));
+  })();
+  return encodeImportIds(segmentId, ids);
+}
+
+/** One ImportMembers (mode ADD) stream's messages, one per batch of `batches`' ids, encoded. */
+export function encodeImportIds(segmentId: string, batches: Iterable<string[]>): Buffer[] {
   const messages: Buffer[] = [];
-  for (const batch of batches) {
+  for (const userIds of batches) {
     const first = messages.length === 0;
-    const message = create(ImportMembersRequestSchema, {
-      ...(first ? { segmentId, mode: ImportMode.ADD } : {}),
-      userIds: batch.map((n) => userId(seed, n)),
-    });
+    const message = create(ImportMembersRequestSchema, { ...(first ? { segmentId, mode: ImportMode.ADD } : {}), userIds });
     messages.push(asBuffer(toBinary(ImportMembersRequestSchema, message)));
   }
   return messages;

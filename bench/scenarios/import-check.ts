@@ -7,12 +7,16 @@
  * the store's hardest path. The load under import runs for as long as the import alone took (at
  * least --duration), and imports repeat back to back until it ends, so the whole measured window,
  * staging and final commit alike, is "during an import".
+ * Last, alone: ImportMembers of NEW_USERS ids no user has, sent as bytes encoded beforehand in
+ * 100,000-id messages, against Postgres COPY of the same (uid, external id) rows into an
+ * index-free table (issue 11's yardstick for new users, as in `bulk`).
  */
 import { createClient } from "../../src/client/client.js";
 import { SegmentType } from "../../src/gen/segments/v1/segment_pb.js";
 import { ImportMode, SegmentService } from "../../src/gen/segments/v1/segment_service_pb.js";
 import type { BenchContext } from "../lib/context.js";
 import { userId } from "../lib/dataset.js";
+import { encodeImportIds, rawClient, sendImport } from "../lib/encoded.js";
 import { latencyHistogram, MAX_US } from "../lib/histogram.js";
 import { type LoadResult, runLoad } from "../lib/load.js";
 import type { Row } from "../lib/report.js";
@@ -23,6 +27,9 @@ const MAX_KNOWN = 500_000;
 /** The small write: ids per AddMembers, and the pause between two of them. */
 const WRITE_IDS = 10;
 const WRITE_PAUSE_MS = 20;
+/** The all-new-users import: ids, and ids per message. */
+const NEW_USERS = 1_000_000;
+const NEW_USER_MESSAGE_IDS = 100_000;
 
 type SegmentClient = ReturnType<typeof createClient<typeof SegmentService>>;
 
@@ -74,6 +81,9 @@ export async function importCheck(ctx: BenchContext, log: (line: string) => void
     const meanDuring = during.reduce((a, b) => a + b, 0) / during.length;
     log(`import-check: ${during.length} import(s) under load, ${during.map((ms) => `${Math.round(ms)} ms`).join(", ")}`);
 
+    log(`import-check: ImportMembers of ${NEW_USERS.toLocaleString("en-US")} new users alone, and COPY of the same rows`);
+    const newUsers = await importNewUsers(client, ctx);
+
     const during1M = `during ImportMembers of 1M ids (${share})`;
     const idleBaseline = "same service, idle";
     const row = (figure: string, unit: string, better: Row["better"], ours: number, baseline: string, baselineValue?: number): Row => ({
@@ -113,6 +123,14 @@ export async function importCheck(ctx: BenchContext, log: (line: string) => void
         "the same import alone",
         idsPerSecond(alone),
       ),
+      row(
+        `ImportMembers of ${NEW_USERS.toLocaleString("en-US")} new users, one stream, alone`,
+        "ids/s",
+        "higher",
+        NEW_USERS / (newUsers.ours / 1000),
+        "Postgres COPY of the (uid, external id) rows into an index-free table",
+        newUsers.copy === undefined ? undefined : NEW_USERS / (newUsers.copy / 1000),
+      ),
     ];
   } finally {
     client.close();
@@ -147,6 +165,29 @@ async function importOnce(client: SegmentClient, ctx: BenchContext, run: number,
   const ms = performance.now() - started;
   if (result.memberCount !== BigInt(IMPORT_IDS)) throw new Error(`import ${run} left ${result.memberCount} members, not ${IMPORT_IDS}`);
   return ms;
+}
+
+/** ImportMembers of NEW_USERS new users into a new segment, and COPY of the same rows: each one's ms. */
+async function importNewUsers(client: SegmentClient, ctx: BenchContext): Promise<{ ours: number; copy: number | undefined }> {
+  const { segment } = await client.createSegment({ name: "bench import-check new users", type: SegmentType.STATIC });
+  const batches = () =>
+    (function* () {
+      for (let from = 0; from < NEW_USERS; from += NEW_USER_MESSAGE_IDS) {
+        yield Array.from({ length: Math.min(NEW_USER_MESSAGE_IDS, NEW_USERS - from) }, (_, i) => `new_user_${from + i}`);
+      }
+    })();
+  // Made and encoded before the clock starts (see encoded.ts).
+  const messages = encodeImportIds(segment?.id ?? "", batches());
+  const raw = rawClient(ctx.service.address);
+  const started = performance.now();
+  const result = await sendImport(raw, messages).finally(() => raw.close());
+  const ours = performance.now() - started;
+  if (result.memberCount !== BigInt(NEW_USERS)) throw new Error(`the new-user import left ${result.memberCount} members, not ${NEW_USERS}`);
+  const rows = (function* () {
+    let uid = 0;
+    for (const batch of batches()) yield batch.map((id) => ({ uid: uid++, id }));
+  })();
+  return { ours, copy: await ctx.postgres?.copyUsers(rows) };
 }
 
 /**
