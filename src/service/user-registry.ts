@@ -2,10 +2,10 @@
  * Giving new users their uids, and keeping the in-memory directory level with the store's chunks
  * (src/store/user-store.ts). A change that names unknown ids collects them while it reads its
  * input — in `PendingUsers` (copied, for input that arrives in pieces: imports, query results) or
- * as `RequestNewIds` (left in place in a single request's bytes); inside its transaction `register` takes the cluster-wide lock, reads
- * the chunks other transactions committed meanwhile (any process's), gives the ids still unknown
- * the next uids and writes them as chunks — in the same transaction as the membership change,
- * so a rolled-back change leaves no users behind. After COMMIT `enter` puts them in memory.
+ * as `RequestNewIds` (left in place in a single request's bytes); inside its transaction
+ * `register` takes the cluster-wide lock, reads the chunks other transactions committed meanwhile
+ * (any process's), gives the ids still unknown the next uids and writes them as chunks — in the
+ * same transaction as the membership change, so a rolled-back change leaves no users behind. After COMMIT `enter` puts them in memory.
  */
 import { nextSlice, sliceDue } from "../control/time-slice.js";
 import { hasUtf8Form, NOT_FOUND, UserDirectory } from "../index/user-directory.js";
@@ -47,7 +47,7 @@ export interface NewIds {
  */
 export class RequestNewIds implements NewIds {
   /**
-   * @param indices the request's ids that the directory lacked, each id once (firstOccurrences).
+   * @param indices the request's ids that the directory lacked, each id once (FirstOccurrences).
    * @param hashes every request id's hashUtf8, by its index in the request.
    */
   constructor(
