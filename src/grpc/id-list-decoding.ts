@@ -13,6 +13,7 @@
  */
 import { isUtf8 } from "node:buffer";
 import type { ImportMode } from "../gen/segments/v1/segment_service_pb.js";
+import { copyBytes, ViewCache } from "../index/byte-copy.js";
 import { UserIdChunk } from "../store/user-id-chunk.js";
 
 const VARINT = 0;
@@ -92,6 +93,7 @@ interface Walked {
 /** Reused between calls: a request is copied out of them before it is returned. */
 let scratchBytes = new Uint8Array(64 * 1024);
 let scratchEnds = new Uint32Array(4096);
+const scratchViews = new ViewCache();
 /** Where the varint read by `varint` ends (-1 when truncated or longer than 5 bytes). */
 let varintEnd = 0;
 
@@ -102,6 +104,8 @@ let varintEnd = 0;
 function walk(bytes: Uint8Array, idsField: number, singular: Singular): Walked | undefined {
   if (scratchBytes.length < bytes.length) scratchBytes = new Uint8Array(Math.max(bytes.length, scratchBytes.length * 2));
   const out = scratchBytes;
+  const outView = scratchViews.of(out);
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   let ends = scratchEnds;
   let fill = 0;
   let count = 0;
@@ -136,8 +140,7 @@ function walk(bytes: Uint8Array, idsField: number, singular: Singular): Walked |
       // bytes, so it is refused here: then the joined bytes are UTF-8 exactly when each id is.
       const first = bytes[pos] as number;
       if (length === 0 || length > MAX_ID_BYTES || (first >= 0x80 && first < 0xc0)) return undefined;
-      // A loop beats set(subarray()) for ids this short: subarray allocates.
-      for (let i = 0; i < length; i++) out[fill + i] = bytes[pos + i] as number;
+      copyBytes(view, pos, outView, fill, length);
       pos += length;
       fill += length;
       if (count === ends.length) {

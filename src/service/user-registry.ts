@@ -8,6 +8,7 @@
  * same transaction as the membership change, so a rolled-back change leaves no users behind. After COMMIT `enter` puts them in memory.
  */
 import { nextSlice, sliceDue } from "../control/time-slice.js";
+import { copyBytes, ViewCache } from "../index/byte-copy.js";
 import { hasUtf8Form, NOT_FOUND, UserDirectory } from "../index/user-directory.js";
 import type { Queryable } from "../store/database.js";
 import type { UserIdChunk } from "../store/user-id-chunk.js";
@@ -50,24 +51,28 @@ export class RequestNewIds implements NewIds {
    * @param indices the request's ids that the directory lacked, each id once (FirstOccurrences).
    * @param hashes every request id's hashUtf8, by its index in the request.
    */
+  private readonly bytes: DataView;
+  private readonly targets = new ViewCache();
+
   constructor(
     readonly since: number,
     private readonly chunk: UserIdChunk,
     private readonly indices: Uint32Array,
     private readonly hashes: Uint32Array,
-  ) {}
+  ) {
+    this.bytes = new DataView(chunk.bytes.buffer, chunk.bytes.byteOffset, chunk.bytes.byteLength);
+  }
 
   get size(): number {
     return this.indices.length;
   }
 
   copyId(k: number, out: Uint8Array, at: number): number {
-    const { bytes, ends } = this.chunk;
+    const { ends } = this.chunk;
     const i = this.indices[k] ?? 0;
     const start = i === 0 ? 0 : (ends[i - 1] ?? 0);
     const end = ends[i] ?? 0;
-    // A loop, not set(subarray()): ids are short, and a view per id is what the GC paid for before.
-    for (let b = start; b < end; b++) out[at + b - start] = bytes[b] ?? 0;
+    copyBytes(this.bytes, start, this.targets.of(out), at, end - start);
     return at + end - start;
   }
 

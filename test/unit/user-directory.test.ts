@@ -263,6 +263,9 @@ describe("UserDirectory", () => {
     many.addStoredMany(100, bytes, ends, 2_017, ids.length);
     expect(many.size).toBe(one.size);
     expect(many.uidBound).toBe(one.uidBound);
+    // EVERYONE's bitmap takes a group's uids as ranges: the holes stay out of it.
+    expect(many.allUids().toArray()).toEqual(one.allUids().toArray());
+    expect(many.allUids().has(103)).toBe(false);
     ids.forEach((id, i) => {
       expect(many.externalId(100 + i)).toBe(id === "" ? undefined : id);
       if (id !== "") expect(many.lookup(id)).toBe(100 + i);
