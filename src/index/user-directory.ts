@@ -258,6 +258,13 @@ export class UserDirectory {
         candidates[k] = at < 0 ? 0 : this.slotPosition(slots, at);
       }
       arena.touch(candidates, count);
+      // While a doubling drains, an id the new table lacks is looked for in the old one: read those
+      // home slots ahead too (a new user misses both, and one at a time the reads waited in turn).
+      const old = this.old;
+      if (old !== null) {
+        const oldShift = this.oldShift;
+        for (let k = 0; k < count; k++) if ((found[k] ?? -1) < 0) entries[k] = old[((hashes[k] ?? 0) >>> oldShift) * SLOT_WORDS + ENTRY] ?? 0;
+      }
       for (let k = 0; k < count; k++) {
         const i = first + k;
         const start = i === 0 ? 0 : (ends[i - 1] ?? 0);
@@ -268,7 +275,6 @@ export class UserDirectory {
         else if (arena.equals(candidates[k] ?? 0, view, start, length)) out[i] = (slots[at * SLOT_WORDS + ENTRY] ?? 0) - 1;
         // Two ids with one 32-bit hash: rare, so the rest of the chain is walked one slot at a time.
         else out[i] = this.probeUtf8(slots, hashes[k] ?? 0, at + 1, view, start, length);
-        const old = this.old;
         if (out[i] === NOT_FOUND && old !== null && length > 0 && length <= MAX_ID_BYTES) {
           const hash = hashes[k] ?? 0;
           out[i] = this.probeUtf8(old, hash, hash >>> this.oldShift, view, start, length);
