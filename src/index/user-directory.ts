@@ -263,7 +263,9 @@ export class UserDirectory {
       const old = this.old;
       if (old !== null) {
         const oldShift = this.oldShift;
-        for (let k = 0; k < count; k++) if ((found[k] ?? -1) < 0) entries[k] = old[((hashes[k] ?? 0) >>> oldShift) * SLOT_WORDS + ENTRY] ?? 0;
+        for (let k = 0; k < count; k++) {
+          if ((found[k] ?? -1) < 0) entries[k] = old[((hashes[k] ?? 0) >>> oldShift) * SLOT_WORDS + ENTRY] ?? 0;
+        }
       }
       for (let k = 0; k < count; k++) {
         const i = first + k;
