@@ -5,7 +5,8 @@
  * as `RequestNewIds` (left in place in a single request's bytes); inside its transaction
  * `register` takes the cluster-wide lock, reads the chunks other transactions committed meanwhile
  * (any process's), gives the ids still unknown the next uids and writes them as chunks — in the
- * same transaction as the membership change, so a rolled-back change leaves no users behind. After COMMIT `enter` puts them in memory.
+ * same transaction as the membership change, so a rolled-back change leaves no users behind.
+ * After COMMIT `enter` puts them in memory.
  */
 import { nextSlice, sliceDue } from "../control/time-slice.js";
 import { copyBytes, ViewCache } from "../index/byte-copy.js";
@@ -47,13 +48,14 @@ export interface NewIds {
  * is the request's id `indices[k]`. Nothing is copied until `register` packs the new users.
  */
 export class RequestNewIds implements NewIds {
+  /** The request's id bytes, and a view of the array copyId last copied to. */
+  private readonly bytes: DataView;
+  private readonly targets = new ViewCache();
+
   /**
    * @param indices the request's ids that the directory lacked, each id once (FirstOccurrences).
    * @param hashes every request id's hashUtf8, by its index in the request.
    */
-  private readonly bytes: DataView;
-  private readonly targets = new ViewCache();
-
   constructor(
     readonly since: number,
     private readonly chunk: UserIdChunk,
