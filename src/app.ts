@@ -216,6 +216,7 @@ export async function startApp(config: Config, log: Logger, clock: () => Date = 
         // Watch streams never end on their own: end them first so the drain need not wait out the grace period.
         feed.close();
         await server.shutdown(config.shutdownGraceMs);
+        state.filters.close();
         authenticator.stop();
         await schedules.stop();
         await running.stop();

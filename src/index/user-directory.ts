@@ -45,6 +45,7 @@
  *   instead of a scan of the uid pages on the event loop.
  */
 import { copyBytes, ViewCache } from "./byte-copy.js";
+import type { MemberFilter } from "./member-filter.js";
 import { RoaringBitmap32 } from "./roaring.js";
 
 /** Bytes in an arena chunk; a position's low 24 bits are the offset inside its chunk. */
@@ -126,6 +127,8 @@ export class UserDirectory {
   private readonly found = new Int32Array(GROUP);
   /** Per id of a group: the record position of the uid in its found slot, else 0. */
   private readonly candidates = new Float64Array(GROUP);
+  /** Per id of a lookupManyUtf8 group: its index in the call's ids. */
+  private readonly picks = new Uint32Array(GROUP);
   /** A view of the array copyId last copied to (it is called per id with one target). */
   private readonly targets = new ViewCache();
 
@@ -212,28 +215,46 @@ export class UserDirectory {
    * all their home slots, then their records — and each step's reads overlap instead of waiting
    * on one another. With `hashesOut`, id i's hashUtf8 goes to `hashesOut[i]` too, for intern and
    * addStoredMany to reuse (a new user's id is otherwise hashed three times on its way in).
+   * With `filter` (the members of one segment), an id whose hash it rules out gets NOT_FOUND
+   * without a lookup: that uid is of no interest to a caller asking about that segment.
    */
-  lookupManyUtf8(bytes: Uint8Array, ends: Uint32Array, from: number, to: number, out: Uint32Array, hashesOut?: Uint32Array): void {
+  lookupManyUtf8(
+    bytes: Uint8Array,
+    ends: Uint32Array,
+    from: number,
+    to: number,
+    out: Uint32Array,
+    hashesOut?: Uint32Array,
+    filter?: MemberFilter,
+  ): void {
     if (!LITTLE_ENDIAN) {
       for (let i = from; i < to; i++) {
         const start = i === 0 ? 0 : (ends[i - 1] ?? 0);
-        out[i] = this.lookupUtf8(bytes, start, ends[i] ?? 0) ?? NOT_FOUND;
-        if (hashesOut !== undefined) hashesOut[i] = this.hashUtf8(bytes, start, ends[i] ?? 0);
+        const hash = this.hashUtf8(bytes, start, ends[i] ?? 0);
+        if (hashesOut !== undefined) hashesOut[i] = hash;
+        out[i] = filter?.mayContain(hash) === false ? NOT_FOUND : (this.lookupUtf8(bytes, start, ends[i] ?? 0) ?? NOT_FOUND);
       }
       return;
     }
-    const { hashes, entries, found, candidates, slots, arena } = this;
+    const { hashes, entries, found, candidates, picks, slots, arena } = this;
     const view = this.viewOf(bytes);
     const shift = this.shift;
     const mask = slots.length / SLOT_WORDS - 1;
-    for (let first = from; first < to; first += GROUP) {
-      const count = Math.min(GROUP, to - first);
-      for (let k = 0; k < count; k++) {
-        const i = first + k;
-        const start = i === 0 ? 0 : (ends[i - 1] ?? 0);
-        const length = (ends[i] ?? 0) - start;
-        hashes[k] = length <= 0 || length > MAX_ID_BYTES ? 0 : murmur3Bytes(bytes, start, length);
-        if (hashesOut !== undefined) hashesOut[i] = hashes[k] ?? 0;
+    for (let next = from; next < to; ) {
+      // A group of ids that may be there: one that cannot be an id, or that the filter rules out,
+      // is answered at once, and the group fills up with the ids after it.
+      let count = 0;
+      for (; count < GROUP && next < to; next++) {
+        const start = next === 0 ? 0 : (ends[next - 1] ?? 0);
+        const length = (ends[next] ?? 0) - start;
+        const valid = length > 0 && length <= MAX_ID_BYTES;
+        const hash = valid ? murmur3Bytes(bytes, start, length) : 0;
+        if (hashesOut !== undefined) hashesOut[next] = hash;
+        if (!valid || (filter !== undefined && !filter.mayContain(hash))) out[next] = NOT_FOUND;
+        else {
+          picks[count] = next;
+          hashes[count++] = hash;
+        }
       }
       // The home slots first: each a cache miss at millions of users, all of them in flight at once.
       for (let k = 0; k < count; k++) entries[k] = slots[((hashes[k] ?? 0) >>> shift) * SLOT_WORDS + ENTRY] ?? 0;
@@ -268,21 +289,42 @@ export class UserDirectory {
         }
       }
       for (let k = 0; k < count; k++) {
-        const i = first + k;
+        const i = picks[k] ?? 0;
         const start = i === 0 ? 0 : (ends[i - 1] ?? 0);
         const length = (ends[i] ?? 0) - start;
+        const hash = hashes[k] ?? 0;
         const at = found[k] ?? -1;
-        if (length <= 0 || length > MAX_ID_BYTES) out[i] = NOT_FOUND;
-        else if (at < 0) out[i] = NOT_FOUND;
+        if (at < 0) out[i] = NOT_FOUND;
         else if (arena.equals(candidates[k] ?? 0, view, start, length)) out[i] = (slots[at * SLOT_WORDS + ENTRY] ?? 0) - 1;
         // Two ids with one 32-bit hash: rare, so the rest of the chain is walked one slot at a time.
-        else out[i] = this.probeUtf8(slots, hashes[k] ?? 0, at + 1, view, start, length);
-        if (out[i] === NOT_FOUND && old !== null && length > 0 && length <= MAX_ID_BYTES) {
-          const hash = hashes[k] ?? 0;
-          out[i] = this.probeUtf8(old, hash, hash >>> this.oldShift, view, start, length);
-        }
+        else out[i] = this.probeUtf8(slots, hash, at + 1, view, start, length);
+        if (out[i] === NOT_FOUND && old !== null) out[i] = this.probeUtf8(old, hash, hash >>> this.oldShift, view, start, length);
       }
     }
+  }
+
+  /**
+   * Writes hashUtf8 of the id of each of `uids[0, count)` to `out`: what a MemberFilter of those
+   * users is made of. Returns how many of them have no id here (their hash is written as 0).
+   * Grouped like lookupManyUtf8, so the reads of the uids' records overlap.
+   */
+  hashesOf(uids: Uint32Array, count: number, out: Uint32Array): number {
+    const { candidates, arena } = this;
+    let unknown = 0;
+    for (let first = 0; first < count; first += GROUP) {
+      const size = Math.min(GROUP, count - first);
+      for (let k = 0; k < size; k++) {
+        const uid = uids[first + k] ?? 0;
+        candidates[k] = isUid(uid) ? this.uids.position(uid) : 0;
+      }
+      arena.touch(candidates, size);
+      for (let k = 0; k < size; k++) {
+        const position = candidates[k] ?? 0;
+        if (position === 0) unknown++;
+        out[first + k] = position === 0 ? 0 : arena.hash(position, this);
+      }
+    }
+    return unknown;
   }
 
   /**
@@ -676,6 +718,14 @@ class IdArena {
     const length = chunk.getUint8(start - 1) + 1;
     copyBytes(chunk, start, target, at, length);
     return at + length;
+  }
+
+  /** The directory's hash of the id stored at `position`, read in place. */
+  hash(position: number, directory: UserDirectory): number {
+    const index = Math.floor(position / CHUNK_BYTES);
+    const chunk = this.chunks[index] ?? new Uint8Array(1);
+    const start = position - index * CHUNK_BYTES + 1;
+    return directory.hashUtf8(chunk, start, start + (chunk[start - 1] ?? 0) + 1);
   }
 
   /** The id stored at `position`. */

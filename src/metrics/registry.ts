@@ -70,5 +70,13 @@ export function createRegistry(sources: MetricSources): Registry {
       this.set(sources.state.bitmaps.sizeInBytes());
     },
   });
+  new Gauge({
+    name: "segments_member_filter_bytes",
+    help: "Bytes of the member filters that batch checks of small segments use (made on first use, 64 MiB at most).",
+    registers,
+    collect() {
+      this.set(sources.state.filters.byteSize);
+    },
+  });
   return registry;
 }

@@ -10,7 +10,10 @@ import type { UserIdChunk } from "../store/user-id-chunk.js";
 import type { SegmentState } from "./segment-state.js";
 import { checkSegmentId, checkSegmentList, checkUserId, checkUserIdBytes, checkUserIds } from "./validation.js";
 
-/** Batches of at least this many ids test membership through a BitmapView (bitmap-view.ts). */
+/**
+ * Batches of at least this many ids test membership through a BitmapView (bitmap-view.ts), and
+ * through a member filter first where the segment has one.
+ */
 const VIEW_MIN_IDS = 64;
 
 /** One segment's answer, with the membership version it was computed from. */
@@ -97,7 +100,8 @@ export class MembershipService {
     if (segment.type === "EVERYONE") members.fill(1);
     else {
       const uids = new Uint32Array(count);
-      this.state.directory.lookupManyUtf8(userIds.bytes, userIds.ends, 0, count, uids);
+      const filter = count >= VIEW_MIN_IDS ? this.state.filters.for(segmentId, bitmap) : undefined;
+      this.state.directory.lookupManyUtf8(userIds.bytes, userIds.ends, 0, count, uids, undefined, filter);
       // A view copies the bitmap once per published version; 64 (not measured) keeps a tiny batch from paying that.
       const view = count >= VIEW_MIN_IDS ? viewOf(bitmap) : undefined;
       for (let i = 0; i < count; i++) {

@@ -14,6 +14,7 @@ import { isStale, nextEvaluationTime } from "../schedule/staleness.js";
 import { loadPageTokenSecret } from "../store/page-token-secret.js";
 import type { SegmentStore } from "../store/segment-store.js";
 import type { UserStore } from "../store/user-store.js";
+import { MemberFilters } from "./member-filters.js";
 import { UserRegistry } from "./user-registry.js";
 import { checkSegmentId } from "./validation.js";
 import { replayTo } from "./versions.js";
@@ -81,6 +82,8 @@ export class SegmentState {
   private served: { list: ServedSegment[]; segments: number; bitmaps: number } | undefined;
   readonly bitmaps = new SegmentBitmaps();
   readonly directory: UserDirectory;
+  /** Filters of small segments' members, for batch checks (member-filters.ts). */
+  readonly filters: MemberFilters;
   /** Per segment: changes written since its newest snapshot (count, bytes), for compaction. */
   readonly unsnapshotted = new Map<string, { count: number; bytes: number }>();
   /**
@@ -98,6 +101,7 @@ export class SegmentState {
     users = 0,
   ) {
     this.directory = new UserDirectory(users > 0 ? { initialCapacity: users } : {});
+    this.filters = new MemberFilters(this.directory);
   }
 
   /** Publishes a committed membership change: the new bitmap, the segment's new counters, and the delta to listeners. */

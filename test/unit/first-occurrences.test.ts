@@ -2,22 +2,7 @@ import { describe, expect, it } from "vitest";
 import { rng } from "../../bench/lib/dataset.js";
 import { FirstOccurrences } from "../../src/index/first-occurrences.js";
 import { UserDirectory } from "../../src/index/user-directory.js";
-
-const utf8 = new TextEncoder();
-
-/** The ids packed as a request chunk: bytes and ends. */
-function pack(ids: readonly string[]): { bytes: Uint8Array; ends: Uint32Array } {
-  const encoded = ids.map((id) => utf8.encode(id));
-  const bytes = new Uint8Array(encoded.reduce((sum, e) => sum + e.length, 0));
-  const ends = new Uint32Array(ids.length);
-  let at = 0;
-  encoded.forEach((e, i) => {
-    bytes.set(e, at);
-    at += e.length;
-    ends[i] = at;
-  });
-  return { bytes, ends };
-}
+import { pack } from "../support/packed-ids.js";
 
 /** Candidates' first occurrences by a Set of strings: the oracle. */
 function expected(ids: readonly string[], candidates: readonly number[]): number[] {

@@ -1,0 +1,92 @@
+/**
+ * A Bloom filter over the directory hashes (UserDirectory.hashUtf8) of one segment's members. A
+ * batch check of a small segment asks it first: most ids asked about are not members, and for
+ * those the filter answers from the id's hash alone, without the directory lookup (two cache
+ * misses into tables that hold every user) or the bitmap. An id it lets through is looked up as
+ * before, so a false positive costs only the lookup it would have cost anyway.
+ *
+ * Blocked: an id's four bits lie in one 64-bit block (two words, one cache line), so a test is one
+ * read. Bits are only ever set: a filter that has seen every member of a bitmap stays right for
+ * any later bitmap whose new members it is given, however many members left meanwhile (their bits
+ * only add false positives). Written here because the test must run inline in the directory's
+ * lookup loop on the 32-bit hash it already computed; no library filter takes a precomputed hash.
+ */
+
+/** Bits per member a filter is sized for: 16–32 after rounding, ~0.3–2% false positives. */
+const BITS_PER_MEMBER = 16;
+/** Members a filter takes beyond its sizing before it is due to be rebuilt (at 8–16 bits each, ~2–6%). */
+const OVERFILL = 2;
+
+/** A blocked Bloom filter of 32-bit hashes. */
+export class MemberFilter {
+  private readonly words: Uint32Array;
+  private readonly mask: number;
+  /** Hashes added so far (members that left still count: their bits stay). */
+  added = 0;
+  /** How many hashes it takes before isFull. */
+  readonly capacity: number;
+
+  /** A filter sized for `members` hashes (at least one block). */
+  constructor(members: number) {
+    let blocks = 1;
+    while (blocks * 64 < members * BITS_PER_MEMBER) blocks *= 2;
+    this.words = new Uint32Array(2 * blocks);
+    this.mask = blocks - 1;
+    this.capacity = OVERFILL * ((blocks * 64) / BITS_PER_MEMBER);
+  }
+
+  /** Whether it has taken more hashes than it was sized for (its false positives climb): rebuild it. */
+  get isFull(): boolean {
+    return this.added > this.capacity;
+  }
+
+  /** Bytes held. */
+  get byteSize(): number {
+    return this.words.byteLength;
+  }
+
+  /** Adds `hashes[0, count)`. */
+  addAll(hashes: Uint32Array, count: number): void {
+    const words = this.words;
+    for (let i = 0; i < count; i++) {
+      const hash = hashes[i] ?? 0;
+      const at = (hash & this.mask) << 1;
+      masksOf(hash);
+      words[at] = (words[at] ?? 0) | low;
+      words[at + 1] = (words[at + 1] ?? 0) | high;
+    }
+    this.added += count;
+  }
+
+  /** False only for a hash never added; true for every hash added (and for a few others). */
+  mayContain(hash: number): boolean {
+    const at = (hash & this.mask) << 1;
+    masksOf(hash);
+    return ((this.words[at] ?? 0) & low) === low && ((this.words[at + 1] ?? 0) & high) === high;
+  }
+}
+
+/** The bits of the last hash given to masksOf: those in its block's first word, and in its second. */
+let low = 0;
+let high = 0;
+
+/**
+ * Sets `low` and `high` for `hash`. The block comes from the hash's low bits, so the bits in it come
+ * from all of it, mixed by murmur3's finalizer (or ids sharing a block would share bits too). Four
+ * 6-bit fields of the mixed hash each name one of the block's 64 bits: a field's top bit picks the
+ * word, its low five bits the bit.
+ */
+function masksOf(hash: number): void {
+  let h = hash ^ (hash >>> 16);
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  low = 0;
+  high = 0;
+  for (let f = 0; f < 24; f += 6) {
+    const bit = 1 << ((h >>> f) & 31);
+    if (((h >>> (f + 5)) & 1) === 0) low |= bit;
+    else high |= bit;
+  }
+}
