@@ -21,12 +21,15 @@ import type { UserDirectory } from "../index/user-directory.js";
  * about are members, the lookup is paid anyway, and the filter is memory for nothing.
  */
 const MAX_SHARE = 1 / 4;
-/** New members a call hashes into a filter in place (~0.5 ms at most); more start a new build. */
+/** New members a call hashes into a filter in place (under 1 ms at ~0.1–0.2 µs each); more start a new build. */
 const CATCH_UP_MAX = 4096;
 /** Members hashed between looks at the clock during a build. */
 const PAGE = 1024;
 /** Bytes all filters may hold together (16–32 M members' worth); the least recently used go first. */
 const MAX_BYTES = 64 << 20;
+
+/** How a build ended. */
+type Outcome = "done" | "stopped" | "refused";
 
 interface Entry {
   /** A filter with every member of `covers`; null while the segment has none ready. */
@@ -104,7 +107,7 @@ export class MemberFilters {
     const { filter, covers } = entry;
     if (filter === null || covers === null) return false;
     const added = RoaringBitmap32.andNot(bitmap, covers);
-    if (added.size > CATCH_UP_MAX || filter.added + added.size > filter.capacity) return false;
+    if (added.size > CATCH_UP_MAX || !filter.hasRoomFor(added.size)) return false;
     const uids = added.toUint32Array();
     if (this.directory.hashesOf(uids, uids.length, this.hashes) > 0) return false;
     filter.addAll(this.hashes, uids.length);
@@ -115,39 +118,50 @@ export class MemberFilters {
   /** Starts making a filter of `bitmap` for `segmentId`, in place of any it had. */
   private build(segmentId: string, bitmap: RoaringBitmap32): void {
     this.drop(segmentId);
-    const filter = new MemberFilter(bitmap.size);
-    if (!this.makeRoom(filter.byteSize)) return;
-    const entry: Entry = { filter: null, covers: null, bytes: filter.byteSize, building: true, refused: null };
+    const bytes = MemberFilter.bytesFor(bitmap.size);
+    const entry: Entry = { filter: null, covers: null, bytes: 0, building: true, refused: null };
     this.entries.set(segmentId, entry);
-    this.bytes += entry.bytes;
-    const run = this.fill(filter, bitmap).then(
-      (outcome) => {
-        entry.building = false;
-        if (outcome === "refused" && this.entries.get(segmentId) === entry) {
-          entry.refused = bitmap;
-          this.bytes -= entry.bytes;
-          entry.bytes = 0;
-        } else if (outcome === "done" && this.entries.get(segmentId) === entry) {
-          entry.filter = filter;
-          entry.covers = bitmap;
-        }
-      },
+    if (!this.makeRoom(bytes, segmentId)) {
+      // Larger than all filters may be together: not tried again for this bitmap.
+      this.settle(segmentId, entry, "refused", bitmap, null);
+      return;
+    }
+    entry.bytes = bytes;
+    this.bytes += bytes;
+    const filter = new MemberFilter(bitmap.size);
+    const run = this.fill(segmentId, entry, filter, bitmap).then(
+      (outcome) => this.settle(segmentId, entry, outcome, bitmap, filter),
       // Hashing reads only memory and cannot fail on a bitmap of assigned uids; should it, the
       // segment is served without a filter, as it would be without this module.
-      () => this.drop(segmentId),
+      () => this.settle(segmentId, entry, "refused", bitmap, null),
     );
     this.builds.add(run);
     void run.finally(() => this.builds.delete(run));
   }
 
+  /** Ends a build: its filter in use, or the bitmap refused (its bytes given back), unless the entry was dropped meanwhile. */
+  private settle(segmentId: string, entry: Entry, outcome: Outcome, bitmap: RoaringBitmap32, filter: MemberFilter | null): void {
+    entry.building = false;
+    if (this.entries.get(segmentId) !== entry) return;
+    if (outcome === "done" && filter !== null) {
+      entry.filter = filter;
+      entry.covers = bitmap;
+    } else if (outcome === "refused") {
+      entry.refused = bitmap;
+      this.bytes -= entry.bytes;
+      entry.bytes = 0;
+    }
+  }
+
   /** Hashes every member of `bitmap` into `filter`, a page at a time, unless stopped or refused first. */
-  private async fill(filter: MemberFilter, bitmap: RoaringBitmap32): Promise<"done" | "stopped" | "refused"> {
+  private async fill(segmentId: string, entry: Entry, filter: MemberFilter, bitmap: RoaringBitmap32): Promise<Outcome> {
     const total = bitmap.size;
     // Not a page in the call that asked: it answers first. (nextSlice would rest for as long as the
     // stretch it thinks ran, and none did here.)
     await new Promise((resolve) => setImmediate(resolve));
     for (let offset = 0; offset < total; offset += PAGE) {
-      if (this.closed) return "stopped";
+      // Closed, or the segment dropped or rebuilt meanwhile: nobody will use this one.
+      if (this.closed || this.entries.get(segmentId) !== entry) return "stopped";
       const uids = bitmap.rangeUint32Array(this.page, offset, PAGE);
       if (this.directory.hashesOf(uids, uids.length, this.hashes) > 0) return "refused";
       filter.addAll(this.hashes, uids.length);
@@ -156,12 +170,12 @@ export class MemberFilters {
     return this.closed ? "stopped" : "done";
   }
 
-  /** Drops the least recently used filters until `bytes` more fit; false if they never would. */
-  private makeRoom(bytes: number): boolean {
+  /** Drops the least recently used filters but `keep`'s until `bytes` more fit; false if they never would. */
+  private makeRoom(bytes: number, keep: string): boolean {
     if (bytes > this.maxBytes) return false;
     for (const segmentId of this.entries.keys()) {
       if (this.bytes + bytes <= this.maxBytes) break;
-      this.drop(segmentId);
+      if (segmentId !== keep) this.drop(segmentId);
     }
     return true;
   }

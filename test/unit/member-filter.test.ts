@@ -34,15 +34,16 @@ describe("MemberFilter", () => {
     const positives = others.filter((hash) => filter.mayContain(hash)).length;
     // 16–32 bits per member, four bits each: well under 1% in theory; 2% leaves room, not a pass for a broken one.
     expect(positives / others.length).toBeLessThan(0.02);
-    expect(filter.isFull).toBe(false);
+    expect(filter.hasRoomFor(1)).toBe(true);
+    expect(MemberFilter.bytesFor(added.length)).toBe(filter.byteSize);
   });
 
-  it("keeps every hash once overfilled, and says it is full", () => {
+  it("keeps every hash once overfilled, and says it has no room", () => {
     const filter = new MemberFilter(100);
     const added = randomWords(5_000, 3);
     filter.addAll(added, added.length);
     for (const hash of added) expect(filter.mayContain(hash)).toBe(true);
-    expect(filter.isFull).toBe(true);
+    expect(filter.hasRoomFor(1)).toBe(false);
     expect(new MemberFilter(0).mayContain(12345)).toBe(false);
   });
 });
@@ -186,6 +187,23 @@ describe("MemberFilters", () => {
     expect(filters.for("c", c)).toBeDefined();
     // b, least recently used, went; asking again starts it over.
     expect(filters.for("b", b)).toBeUndefined();
+  });
+
+  it("makes no filter larger than all may be together, nor tries that bitmap again", async () => {
+    const directory = new CountingDirectory();
+    for (let uid = 0; uid < 10_000; uid++) directory.add(uid, `user_${uid}`);
+    const filters = new MemberFilters(directory, MemberFilter.bytesFor(100));
+    const large = rangeOf(0, 1_000);
+    expect(filters.for(SEGMENT, large)).toBeUndefined();
+    await filters.idle();
+    expect(filters.for(SEGMENT, large)).toBeUndefined();
+    await filters.idle();
+    expect(directory.hashed).toBe(0);
+    expect(filters.byteSize).toBe(0);
+    const small = rangeOf(0, 100);
+    filters.for(SEGMENT, small);
+    await filters.idle();
+    expect(filters.for(SEGMENT, small)).toBeDefined();
   });
 
   it("makes no filter of a bitmap holding a uid the directory does not know, nor tries again, and does of the next", async () => {
