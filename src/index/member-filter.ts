@@ -96,7 +96,7 @@ function blocksFor(members: number): number {
  * murmur3's finalizer (or ids sharing a block would share bits too). Four 6-bit fields of the
  * mixed hash each name one of the block's 64 bits: a field's top bit picks the word, its low five
  * bits the bit. (Computed where used, into locals: masks kept in module variables outside Smi
- * range were boxed on every store: ~115 ns a test under the bench.)
+ * range were boxed on every store, 31 vs 13 ns a test in isolation.)
  */
 function mix(hash: number): number {
   let h = hash ^ (hash >>> 16);
