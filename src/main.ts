@@ -3,12 +3,30 @@
  * The app is imported only after tracing has started: its instrumentations must see @grpc/grpc-js
  * and pg load (src/telemetry/tracing.ts).
  */
+import { setFlagsFromString } from "node:v8";
 import type { App } from "./app.js";
 import { ConfigError, loadConfig } from "./config.js";
 import { createProcessLog, describeError, type ProcessLog } from "./logging.js";
 import { startTracing } from "./telemetry/tracing.js";
 
+/**
+ * The old generation's growth factor V8 would pick, unless `node --heap-growing-percent=N` says
+ * otherwise. Our live JS heap stays small (~19 MB at 1M users: ids and bitmaps live outside it),
+ * and V8 then sets the next collection's limit so close above it (1.2-1.3x) that the room left is
+ * under the new space's size. V8 reads that as "the limit is near" and starts incremental marking
+ * again right after each full collection finishes: in a batch-check profile, a Mark-Compact every
+ * 75-200 ms (109 in one 10 s run) and 24% of the service's busy time in GC. 4x (V8's own upper
+ * bound) leaves room for the young generation: 4 full collections in the same run, all at start.
+ */
+const HEAP_GROWING_PERCENT = 300;
+
+function tuneGarbageCollector(): void {
+  if (process.execArgv.some((arg) => arg.startsWith("--heap-growing-percent") || arg.startsWith("--heap_growing_percent"))) return;
+  setFlagsFromString(`--heap-growing-percent=${HEAP_GROWING_PERCENT}`);
+}
+
 async function main(): Promise<void> {
+  tuneGarbageCollector();
   let config: ReturnType<typeof loadConfig>;
   try {
     config = loadConfig();

@@ -4,6 +4,7 @@
  * loop; the process tests use it to exercise the real entry point.
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { appendFileSync } from "node:fs";
 import { createInterface } from "node:readline";
 
 /** A running service process. */
@@ -39,6 +40,8 @@ export const ENTRY = {
  * Starts the service with `env` on free ports and resolves once it serves. SERVICE_NODE_ARGS,
  * when set, are extra node flags for the child (split on spaces): `SERVICE_NODE_ARGS="--cpu-prof
  * --cpu-prof-dir=/tmp/prof" npm run bench -- …` profiles the service under the bench's load.
+ * SERVICE_LOG, when set, names a file every line of the service's stdout is appended to (its log,
+ * and what `SERVICE_NODE_ARGS=--trace-gc` prints).
  */
 export async function spawnService(env: Record<string, string>, entry: readonly string[] = ENTRY.dist): Promise<ServiceProcess> {
   const started = performance.now();
@@ -58,8 +61,10 @@ export async function spawnService(env: Record<string, string>, entry: readonly 
     stderr = (stderr + chunk.toString()).slice(-4_000);
   });
   const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+  const copyTo = process.env.SERVICE_LOG;
   const serving = await new Promise<Record<string, unknown>>((resolve, reject) => {
     createInterface({ input: child.stdout as NodeJS.ReadableStream }).on("line", (line) => {
+      if (copyTo !== undefined) appendFileSync(copyTo, `${line}\n`);
       const entry = parseLog(line);
       logs.push(entry);
       if (entry.msg === "serving gRPC") resolve(entry);
