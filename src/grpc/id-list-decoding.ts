@@ -14,6 +14,7 @@
 import { isUtf8 } from "node:buffer";
 import type { ImportMode } from "../gen/segments/v1/segment_service_pb.js";
 import { copyBytes, ViewCache } from "../index/byte-copy.js";
+import { hasNul } from "../service/validation.js";
 import { UserIdChunk } from "../store/user-id-chunk.js";
 
 const VARINT = 0;
@@ -199,7 +200,7 @@ function walk(bytes: Uint8Array, idsField: number, singular: Singular): Walked |
     }
   }
   const joined = out.subarray(0, fill);
-  if (joined.indexOf(0) >= 0 || !isUtf8(joined)) return undefined;
+  if (hasNul(joined) || !isUtf8(joined)) return undefined;
   return { ids: new UserIdChunk(joined.slice(), ends.slice(0, count)), ranges, varints };
 }
 

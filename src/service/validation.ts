@@ -90,13 +90,21 @@ export function checkUserIdBytes(ids: UserIdChunk, limit: number, field = "user_
   // The wire decoder only hands over UTF-8; anything else would answer for ids no one can have.
   if (!isUtf8(bytes)) throw new InvalidArgumentError(field, "must be UTF-8");
   // NUL, or an id out of bounds, is rare: find which id it is only when there is one.
-  let bad = bytes.indexOf(0) >= 0;
+  let bad = hasNul(bytes);
   for (let i = 0, start = 0; i < count && !bad; i++) {
     const end = ends[i] ?? 0;
     bad = end - start <= 0 || end - start > USER_ID_MAX_BYTES;
     start = end;
   }
   if (bad) checkUserIds([...ids], limit, field);
+}
+
+/**
+ * Whether `bytes` holds a NUL byte. Through Buffer's indexOf (memchr): Uint8Array's own indexOf
+ * took 3.7 µs for 12 KB of ids here (a 1,000-id batch), Buffer's 0.1–0.3 µs.
+ */
+export function hasNul(bytes: Uint8Array): boolean {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).indexOf(0) >= 0;
 }
 
 function checkUserIdCount(count: number, limit: number, field: string): void {

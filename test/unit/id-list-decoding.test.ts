@@ -10,7 +10,7 @@ import {
 import { decodeImportMembers, IdListBytes, ImportMembersBytes, idListDecoder } from "../../src/grpc/id-list-decoding.js";
 import { RejectedRequest, safeDeserializer } from "../../src/grpc/request-decoding.js";
 import { entryLimit } from "../../src/grpc/wire-limits.js";
-import { checkUserIdBytes, checkUserIds } from "../../src/service/validation.js";
+import { checkUserIdBytes, checkUserIds, hasNul } from "../../src/service/validation.js";
 
 const LIMIT = 40;
 // The server's precheck for BatchCheckMembership, with a small limit so it is reached.
@@ -299,5 +299,24 @@ describe("ImportMembersRequest from its wire bytes", () => {
     }
     expect(taken).toBeGreaterThan(1000);
     expect(declined).toBeGreaterThan(500);
+  });
+});
+
+describe("hasNul", () => {
+  it("looks only within the view it is given, at every position", () => {
+    const backing = new Uint8Array(64).fill(0x61);
+    backing[3] = 0;
+    backing[60] = 0;
+    // Views of one buffer: the NULs at 3 and 60 lie outside [4, 60) and inside [0, 4) and [60, 61).
+    expect(hasNul(backing.subarray(4, 60))).toBe(false);
+    expect(hasNul(backing.subarray(0, 4))).toBe(true);
+    expect(hasNul(backing.subarray(60, 61))).toBe(true);
+    for (let at = 4; at < 60; at++) {
+      const view = backing.subarray(4, 60);
+      view[at - 4] = 0;
+      expect(hasNul(view)).toBe(true);
+      view[at - 4] = 0x61;
+    }
+    expect(hasNul(new Uint8Array(0))).toBe(false);
   });
 });
