@@ -10,8 +10,8 @@ import { createProcessLog, describeError, type ProcessLog } from "./logging.js";
 import { startTracing } from "./telemetry/tracing.js";
 
 /**
- * The old generation's growth factor V8 would pick, unless `node --heap-growing-percent=N` says
- * otherwise. Our live JS heap stays small (~19 MB at 1M users: ids and bitmaps live outside it),
+ * How far (in percent) the old generation may grow past what survived the last full collection,
+ * set here unless `node --heap-growing-percent=N` says otherwise. Our live JS heap stays small (~19 MB at 1M users: ids and bitmaps live outside it),
  * and V8 then sets the next collection's limit so close above it (1.2-1.3x) that the room left is
  * under the new space's size. V8 reads that as "the limit is near" and starts incremental marking
  * again right after each full collection finishes: in a batch-check profile, a Mark-Compact every
@@ -20,6 +20,7 @@ import { startTracing } from "./telemetry/tracing.js";
  */
 const HEAP_GROWING_PERCENT = 300;
 
+/** Sets HEAP_GROWING_PERCENT, unless node was started with its own value (0 restores V8's choice). */
 function tuneGarbageCollector(): void {
   if (process.execArgv.some((arg) => arg.startsWith("--heap-growing-percent") || arg.startsWith("--heap_growing_percent"))) return;
   setFlagsFromString(`--heap-growing-percent=${HEAP_GROWING_PERCENT}`);
