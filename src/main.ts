@@ -15,7 +15,7 @@ import { startTracing } from "./telemetry/tracing.js";
  * (~19 MB at 1M users: ids and bitmaps live outside it), and V8's own factor (1.2-1.3x here) then
  * leaves less room below the next limit than the new space's size. V8 reads that as "the limit is
  * near" and starts incremental marking again right after each full collection finishes: in a
- * batch-check profile, a Mark-Compact every 75-200 ms (109 in one 10 s run) and 24% of the
+ * batch-check profile, a Mark-Compact every 72-203 ms (109 in one 10 s run) and 24% of the
  * service's busy time in GC. 4x (V8's own upper bound) leaves room for the young generation: 4
  * full collections in the same run, all at start-up.
  */
