@@ -1,8 +1,9 @@
 /**
- * The floor-bare baseline: a bare @grpc/grpc-js server whose one method,
- * grpc.health.v1.Health/Check, answers every call with an empty response (a HealthCheckResponse
- * of status UNKNOWN) through a no-op handler and Buffer-in, Buffer-out serializers. No protobuf,
- * no adapter, no logger: what grpc-js alone costs a unary call. Run in its own process by
+ * The floor-bare baseline: a bare @grpc/grpc-js server whose methods, grpc.health.v1.Health/Check
+ * and segments.v1.MembershipService/BatchCheckMembership, answer every call with an empty response
+ * (a HealthCheckResponse of status UNKNOWN; a BatchCheckMembershipResponse with no flags) through
+ * a no-op handler and Buffer-in, Buffer-out serializers. No protobuf, no adapter, no logger: what
+ * grpc-js alone costs a unary call, and a call carrying a batch of ids. Run in its own process by
  * startBareServer, which gets the bound port over IPC.
  */
 import { fork } from "node:child_process";
@@ -40,20 +41,20 @@ export function startBareServer(): Promise<BareServer> {
 function serve(): void {
   const same = (bytes: Buffer) => bytes;
   const empty = Buffer.alloc(0);
-  const server = new grpc.Server();
+  const server = new grpc.Server({ "grpc.max_receive_message_length": -1 });
+  const noop = (_call: grpc.ServerUnaryCall<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) => callback(null, empty);
+  const method = (path: string) => ({
+    path,
+    requestStream: false,
+    responseStream: false,
+    requestSerialize: same,
+    requestDeserialize: same,
+    responseSerialize: same,
+    responseDeserialize: same,
+  });
   server.addService(
-    {
-      Check: {
-        path: "/grpc.health.v1.Health/Check",
-        requestStream: false,
-        responseStream: false,
-        requestSerialize: same,
-        requestDeserialize: same,
-        responseSerialize: same,
-        responseDeserialize: same,
-      },
-    },
-    { Check: (_call: grpc.ServerUnaryCall<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) => callback(null, empty) },
+    { Check: method("/grpc.health.v1.Health/Check"), BatchCheck: method("/segments.v1.MembershipService/BatchCheckMembership") },
+    { Check: noop, BatchCheck: noop },
   );
   server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (error, port) => {
     if (error !== null) throw error;

@@ -8,6 +8,7 @@
  */
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
+import { BatchCheckMembershipRequestSchema, MembershipService } from "../../src/gen/segments/v1/membership_service_pb.js";
 import {
   AddMembersRequestSchema,
   type AddMembersResponse,
@@ -23,6 +24,7 @@ import { userId } from "./dataset.js";
 const identity = (bytes: Buffer) => bytes;
 const ADD = `/${SegmentService.typeName}/AddMembers`;
 const IMPORT = `/${SegmentService.typeName}/ImportMembers`;
+const BATCH_CHECK = `/${MembershipService.typeName}/BatchCheckMembership`;
 
 function asBuffer(bytes: Uint8Array): Buffer {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -32,6 +34,23 @@ function asBuffer(bytes: Uint8Array): Buffer {
 export function encodeAdd(segmentId: string, numbers: readonly number[], seed: number): Buffer {
   return asBuffer(
     toBinary(AddMembersRequestSchema, create(AddMembersRequestSchema, { segmentId, userIds: numbers.map((n) => userId(seed, n)) })),
+  );
+}
+
+/** A BatchCheckMembershipRequest of `userIds`, encoded. */
+export function encodeBatchCheck(segmentId: string, userIds: string[]): Buffer {
+  return asBuffer(toBinary(BatchCheckMembershipRequestSchema, create(BatchCheckMembershipRequestSchema, { segmentId, userIds })));
+}
+
+/**
+ * Sends an encoded BatchCheckMembershipRequest; resolves with the response's bytes, not decoded
+ * (the load measures the server: a client reads its answers on its own machine).
+ */
+export function sendBatchCheck(client: grpc.Client, request: Buffer): Promise<Buffer> {
+  return new Promise((resolve, reject) =>
+    client.makeUnaryRequest(BATCH_CHECK, identity, identity, request, (error, reply) =>
+      error || reply === undefined ? reject(error) : resolve(reply),
+    ),
   );
 }
 
