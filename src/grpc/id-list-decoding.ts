@@ -16,6 +16,8 @@ import type { ImportMode } from "../gen/segments/v1/segment_service_pb.js";
 import { copyBytes, ViewCache } from "../index/byte-copy.js";
 import { hasNul } from "../service/validation.js";
 import { UserIdChunk } from "../store/user-id-chunk.js";
+import type { FastDecoder } from "./request-decoding.js";
+import { tooManyEntries } from "./wire-limits.js";
 
 const VARINT = 0;
 const FIXED64 = 1;
@@ -58,12 +60,33 @@ export class ImportMembersBytes extends IdListBytes<"segments.v1.ImportMembersRe
   }
 }
 
-/** A decoder for `{ string segment_id = 1; repeated string user_ids = 2; }` messages of type `typeName`. */
-export function idListDecoder<T extends string>(typeName: T): (bytes: Uint8Array) => IdListBytes<T> | undefined {
-  return (bytes) => {
-    const fields = walk(bytes, 2, { strings: [1], bytes: [], varints: [] });
+/**
+ * What the method's precheck refuses (server.ts: entryLimit with these figures), which an id-list
+ * decoder enforces itself on the messages it accepts, so the precheck need not walk them first.
+ */
+export interface IdListLimits {
+  /** More user ids than this: refused (tooManyEntries on `user_ids`, with `advice`). */
+  maxIds: number;
+  advice: string;
+  /** A segment id longer than this is left to the precheck (which refuses it). */
+  maxSegmentIdBytes: number;
+}
+
+/**
+ * A decoder for `{ string segment_id = 1; repeated string user_ids = 2; }` messages of type
+ * `typeName`, enforcing `limits` (FastDecoder.enforcesPrecheck). It refuses too many ids at the
+ * first id past the limit, where the precheck does; anything the precheck would refuse sooner (an
+ * over-long id or segment id, malformed bytes) it leaves to the precheck by declining the message.
+ */
+export function idListDecoder<T extends string>(
+  typeName: T,
+  limits: IdListLimits,
+): ((bytes: Uint8Array) => IdListBytes<T> | undefined) & FastDecoder {
+  const decode = (bytes: Uint8Array): IdListBytes<T> | undefined => {
+    const fields = walk(bytes, 2, { strings: [1], bytes: [], varints: [], maxBytes: limits.maxSegmentIdBytes }, limits);
     return fields === undefined ? undefined : new IdListBytes(typeName, text(bytes, fields.ranges[1]), fields.ids);
   };
+  return Object.assign(decode, { enforcesPrecheck: true });
 }
 
 /** ImportMembersRequest: `segment_id = 1`, `mode = 2`, `repeated user_ids = 3`, `bytes text = 4`. */
@@ -82,6 +105,8 @@ interface Singular {
   bytes: readonly number[];
   /** Enums and integers that protobuf-es reads as int32: varints below 2^31. */
   varints: readonly number[];
+  /** A string or bytes field longer than this declines the message (default: no cap). */
+  maxBytes?: number;
 }
 
 /** A walked message: its ids, and its singular fields' last occurrences (byte range or value) by field number. */
@@ -102,7 +127,9 @@ let varintEnd = 0;
  * Walks a message whose repeated string field `idsField` holds user ids and whose other known
  * fields are `singular`; undefined when anything is out of the ordinary.
  */
-function walk(bytes: Uint8Array, idsField: number, singular: Singular): Walked | undefined {
+function walk(bytes: Uint8Array, idsField: number, singular: Singular, limit?: { maxIds: number; advice: string }): Walked | undefined {
+  const maxIds = limit?.maxIds ?? Number.POSITIVE_INFINITY;
+  const maxBytes = singular.maxBytes ?? Number.POSITIVE_INFINITY;
   if (scratchBytes.length < bytes.length) scratchBytes = new Uint8Array(Math.max(bytes.length, scratchBytes.length * 2));
   const out = scratchBytes;
   const outView = scratchViews.of(out);
@@ -141,6 +168,7 @@ function walk(bytes: Uint8Array, idsField: number, singular: Singular): Walked |
       // bytes, so it is refused here: then the joined bytes are UTF-8 exactly when each id is.
       const first = bytes[pos] as number;
       if (length === 0 || length > MAX_ID_BYTES || (first >= 0x80 && first < 0xc0)) return undefined;
+      if (count === maxIds) throw tooManyEntries("user_ids", maxIds, limit?.advice ?? "");
       copyBytes(view, pos, outView, fill, length);
       pos += length;
       fill += length;
@@ -169,6 +197,7 @@ function walk(bytes: Uint8Array, idsField: number, singular: Singular): Walked |
       const start = pos;
       pos += length;
       if (isRange) {
+        if (length > maxBytes) return undefined;
         // The last occurrence wins, but protobuf-es refuses invalid UTF-8 in any string one.
         if (isString && !isUtf8(bytes.subarray(start, pos))) return undefined;
         ranges[field] = [start, pos];

@@ -32,7 +32,7 @@ import { accessHandlers } from "./access-handlers.js";
 import { addService, type CallObserver, type ServiceHandlers } from "./adapter.js";
 import { decodeCheckRequest } from "./check-decoding.js";
 import { HealthState } from "./health.js";
-import { decodeImportMembers, idListDecoder } from "./id-list-decoding.js";
+import { decodeImportMembers, type IdListLimits, idListDecoder } from "./id-list-decoding.js";
 import { membershipHandlers } from "./membership-handlers.js";
 import { addReflection } from "./reflection.js";
 import type { Precheck } from "./request-decoding.js";
@@ -117,9 +117,18 @@ export class GrpcServer {
       prechecks: prechecks(deps.maxIdsPerCall),
       // Ids stay UTF-8 from the wire to the directory lookup (no string per id) on the paths that carry many.
       decoders: {
-        [`${MembershipServiceDesc.typeName}/BatchCheckMembership`]: idListDecoder("segments.v1.BatchCheckMembershipRequest"),
-        [`${SegmentServiceDesc.typeName}/AddMembers`]: idListDecoder("segments.v1.AddMembersRequest"),
-        [`${SegmentServiceDesc.typeName}/RemoveMembers`]: idListDecoder("segments.v1.RemoveMembersRequest"),
+        [`${MembershipServiceDesc.typeName}/BatchCheckMembership`]: idListDecoder(
+          "segments.v1.BatchCheckMembershipRequest",
+          idListLimits(deps.maxIdsPerCall, SPLIT_BATCH),
+        ),
+        [`${SegmentServiceDesc.typeName}/AddMembers`]: idListDecoder(
+          "segments.v1.AddMembersRequest",
+          idListLimits(deps.maxIdsPerCall, SPLIT_LIST),
+        ),
+        [`${SegmentServiceDesc.typeName}/RemoveMembers`]: idListDecoder(
+          "segments.v1.RemoveMembersRequest",
+          idListLimits(deps.maxIdsPerCall, SPLIT_LIST),
+        ),
         [`${SegmentServiceDesc.typeName}/ImportMembers`]: decodeImportMembers,
         // The single check skips protobuf-es's reader for the plain ASCII request.
         [`${MembershipServiceDesc.typeName}/CheckMembership`]: decodeCheckRequest,
@@ -200,29 +209,38 @@ const SMALL_REQUEST_BYTES = 2 * 1024 * 1024;
 /** Methods whose requests carry member lists: MAX_MESSAGE_BYTES bounds them, and their id limits. */
 const LIST_METHODS = new Set(["AddMembers", "RemoveMembers", "ImportMembers", "BatchCheckMembership", "ResolveUserIds"]);
 
+/** What a refusal for too many ids tells the caller to do. */
+const SPLIT_LIST = "split the list or use ImportMembers";
+const SPLIT_BATCH = "split the batch";
+/** Member lists may be large, but none of their ids: a segment id is 36 bytes, a user id 256. */
+const SEGMENT_ID_MAX_BYTES = 64;
+
+/** The limits of the id-list prechecks below, for the decoders that enforce them in their own walk. */
+function idListLimits(maxIds: number, advice: string): IdListLimits {
+  return { maxIds, advice, maxSegmentIdBytes: SEGMENT_ID_MAX_BYTES };
+}
+
 /** Per-message id and size limits, checked on the wire bytes before a request is decoded. */
 function prechecks(maxIds: number): Record<string, Precheck> {
-  const split = "split the list or use ImportMembers";
   const segments = SegmentServiceDesc.typeName;
   const memberships = MembershipServiceDesc.typeName;
-  // Member lists may be large, but none of their ids: a segment id is 36 bytes, a user id 256.
   const ids = (segmentId: number, userIds: number) => ({
-    [segmentId]: { bytes: 64, name: "segment_id" },
+    [segmentId]: { bytes: SEGMENT_ID_MAX_BYTES, name: "segment_id" },
     [userIds]: { bytes: USER_ID_MAX_BYTES, name: "user_ids" },
   });
   const segmentLists = (fields: number[], name: string) =>
     entryLimit({ repeated: fields }, MAX_SEGMENTS_PER_CHECK * fields.length, name, "name at most 100 segments per list");
   const checks: Record<string, Precheck> = {
-    [`${segments}/AddMembers`]: entryLimit({ repeated: [2], longest: ids(1, 2) }, maxIds, "user_ids", split),
-    [`${segments}/RemoveMembers`]: entryLimit({ repeated: [2], longest: ids(1, 2) }, maxIds, "user_ids", split),
+    [`${segments}/AddMembers`]: entryLimit({ repeated: [2], longest: ids(1, 2) }, maxIds, "user_ids", SPLIT_LIST),
+    [`${segments}/RemoveMembers`]: entryLimit({ repeated: [2], longest: ids(1, 2) }, maxIds, "user_ids", SPLIT_LIST),
     // Import entries over 256 bytes are reported as invalid lines, not refused: only the id is capped.
     [`${segments}/ImportMembers`]: entryLimit(
-      { repeated: [3], lines: [4], longest: { 1: { bytes: 64, name: "segment_id" } } },
+      { repeated: [3], lines: [4], longest: { 1: { bytes: SEGMENT_ID_MAX_BYTES, name: "segment_id" } } },
       maxIds,
       "user_ids",
       "send more, smaller messages",
     ),
-    [`${memberships}/BatchCheckMembership`]: entryLimit({ repeated: [2], longest: ids(1, 2) }, maxIds, "user_ids", "split the batch"),
+    [`${memberships}/BatchCheckMembership`]: entryLimit({ repeated: [2], longest: ids(1, 2) }, maxIds, "user_ids", SPLIT_BATCH),
     [`${memberships}/ResolveUserIds`]: entryLimit(
       { repeated: [1], longest: { 1: { bytes: USER_ID_MAX_BYTES, name: "user_ids" } } },
       maxIds,

@@ -60,10 +60,15 @@ export function entryLimit(fields: CountedFields, limit: number, field: string, 
       else if (wireType === FIXED32) pos += 4;
       else return;
       if (entries > limit) {
-        throw new InvalidArgumentError(field, `more than ${limit} entries in one message is over the limit of ${limit}; ${advice}`);
+        throw tooManyEntries(field, limit, advice);
       }
     }
   };
+}
+
+/** The refusal of a message with more than `limit` entries (entryLimit's, and the id-list decoders'). */
+export function tooManyEntries(field: string, limit: number, advice: string): InvalidArgumentError {
+  return new InvalidArgumentError(field, `more than ${limit} entries in one message is over the limit of ${limit}; ${advice}`);
 }
 
 /**

@@ -143,6 +143,21 @@ function message(next: () => number, clean: boolean): Uint8Array {
   return bytes;
 }
 
+/** `count` well-formed user_ids fields ("u0", "u1", …). */
+function ids(count: number): number[] {
+  return Array.from({ length: count }, (_, i) => lengthDelimited(2, utf8.encode(`u${i}`))).flat();
+}
+
+/** What `decode` returns, or undefined when it refuses by throwing a DomainError. */
+function accepted<T>(decode: () => T): T | undefined {
+  try {
+    return decode();
+  } catch (error: unknown) {
+    if (error instanceof DomainError) return undefined;
+    throw error;
+  }
+}
+
 /** What a call would see: the refusal (field and message) or the request's content. */
 function outcome(decoded: unknown): unknown {
   try {
@@ -164,10 +179,13 @@ function buffer(bytes: Uint8Array): Buffer {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
+// The decoders enforce the precheck above themselves (over LIMIT ids refused; a segment id over
+// 64 bytes declined, left to the precheck): the fast path must refuse exactly what it refuses.
+const LIMITS = { maxIds: LIMIT, advice: "split the batch", maxSegmentIdBytes: 64 };
 const SHAPES = [
-  { schema: BatchCheckMembershipRequestSchema, decode: idListDecoder("segments.v1.BatchCheckMembershipRequest") },
-  { schema: AddMembersRequestSchema, decode: idListDecoder("segments.v1.AddMembersRequest") },
-  { schema: RemoveMembersRequestSchema, decode: idListDecoder("segments.v1.RemoveMembersRequest") },
+  { schema: BatchCheckMembershipRequestSchema, decode: idListDecoder("segments.v1.BatchCheckMembershipRequest", LIMITS) },
+  { schema: AddMembersRequestSchema, decode: idListDecoder("segments.v1.AddMembersRequest", LIMITS) },
+  { schema: RemoveMembersRequestSchema, decode: idListDecoder("segments.v1.RemoveMembersRequest", LIMITS) },
 ];
 
 describe.each(SHAPES)("$schema.typeName from its wire bytes", ({ schema, decode }) => {
@@ -194,7 +212,8 @@ describe.each(SHAPES)("$schema.typeName from its wire bytes", ({ schema, decode 
     let refused = 0;
     for (let n = 0; n < 6000; n++) {
       const bytes = message(next, false);
-      const decoded = decode(bytes);
+      // Past LIMIT ids the decoder refuses by throwing; the comparison below covers that outcome.
+      const decoded = accepted(() => decode(bytes));
       if (decoded !== undefined) {
         taken++;
         const reference = fromBinary(schema, bytes);
@@ -222,11 +241,34 @@ describe.each(SHAPES)("$schema.typeName from its wire bytes", ({ schema, decode 
       Uint8Array.from([0x12, 0x00]), // empty id
       Uint8Array.from([0x12, 0x01, 0x00]), // NUL
       new Uint8Array(0), // no ids
+      Uint8Array.from(ids(LIMIT + 1)), // one id too many
+      Uint8Array.from([...ids(LIMIT + 1), 0x12, 0x00]), // one too many, then an empty id
+      Uint8Array.from([...lengthDelimited(1, new Uint8Array(65).fill(0x61)), ...ids(1)]), // segment id over 64 bytes
+      Uint8Array.from([...lengthDelimited(1, new Uint8Array(65).fill(0x61)), ...ids(LIMIT + 1)]), // both: the segment id first
+      Uint8Array.from([...ids(LIMIT + 1), ...lengthDelimited(1, new Uint8Array(65).fill(0x61))]), // both: the ids first
+      Uint8Array.from([...ids(3), ...lengthDelimited(2, new Uint8Array(257).fill(0x61)), ...ids(LIMIT)]), // an id over 256 bytes first
     ];
     for (const bytes of cases) {
       expect(outcome(fast(buffer(bytes)))).toEqual(outcome(slow(buffer(bytes))));
       expect(outcome(fast(buffer(bytes)))).toHaveProperty("refused");
     }
+  });
+
+  it("walks a message it accepts once: the precheck runs only on what it leaves to protobuf-es", () => {
+    let prechecked = 0;
+    const counted = safeDeserializer(
+      schema,
+      (bytes) => {
+        prechecked++;
+        precheck(bytes);
+      },
+      decode,
+    );
+    expect(outcome(counted(buffer(Uint8Array.from(ids(LIMIT)))))).toHaveProperty("userIds");
+    expect(outcome(counted(buffer(Uint8Array.from(ids(LIMIT + 1)))))).toHaveProperty("refused");
+    expect(prechecked).toBe(0);
+    expect(outcome(counted(buffer(Uint8Array.from([0x12, 0x00]))))).toHaveProperty("refused");
+    expect(prechecked).toBe(1);
   });
 
   it("keeps each request's ids when the next one is decoded", () => {
