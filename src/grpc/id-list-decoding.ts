@@ -130,7 +130,10 @@ let varintEnd = 0;
 function walk(bytes: Uint8Array, idsField: number, singular: Singular, limit?: { maxIds: number; advice: string }): Walked | undefined {
   const maxIds = limit?.maxIds ?? Number.POSITIVE_INFINITY;
   const maxBytes = singular.maxBytes ?? Number.POSITIVE_INFINITY;
-  if (scratchBytes.length < bytes.length) scratchBytes = new Uint8Array(Math.max(bytes.length, scratchBytes.length * 2));
+  // Room for the ids it can copy: a message over the id limit is refused at the first id past it,
+  // so a 64 MiB one of tiny ids must not leave a 64 MiB buffer behind.
+  const room = Math.min(bytes.length, maxIds * MAX_ID_BYTES);
+  if (scratchBytes.length < room) scratchBytes = new Uint8Array(Math.max(room, scratchBytes.length * 2));
   const out = scratchBytes;
   const outView = scratchViews.of(out);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
