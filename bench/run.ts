@@ -22,6 +22,7 @@ import { importCheck } from "./scenarios/import-check.js";
 import { listUserSegments } from "./scenarios/list-user-segments.js";
 import { memory } from "./scenarios/memory.js";
 import { metricsCostScenario } from "./scenarios/metrics-cost.js";
+import { newUsers } from "./scenarios/new-users.js";
 import { replicaScenario } from "./scenarios/replica.js";
 import { restart } from "./scenarios/restart.js";
 import { subtractScenario } from "./scenarios/subtract.js";
@@ -30,8 +31,8 @@ import { updateReadme } from "./update-readme.js";
 // The scenarios that drive the running service, in this order: memory reads the three dataset
 // segments before import and subtract add more; restart replaces the process; batch-check reads
 // only and audience adds seven segments (six of users/10 members, one EVERYONE) after restart has
-// counted what it restores; replica adds 2,000 users to the sparse segment; import-check, which adds 2–3M users and imported segments, and
-// list-user-segments, which adds 10,000 segments, come last so they change none of the other figures.
+// counted what it restores; replica adds 2,000 users to the sparse segment; import-check, which adds 2–3M users and imported segments,
+// new-users, which adds up to 5M, and list-user-segments, which adds 10,000 segments, come last so they change none of the other figures.
 const SERVICE_SCENARIOS: Record<
   Exclude<Scenario, "directory" | "embedded-start">,
   (ctx: BenchContext, log: (line: string) => void) => Promise<Row[]>
@@ -46,6 +47,7 @@ const SERVICE_SCENARIOS: Record<
   audience: audienceScenario,
   replica: replicaScenario,
   "import-check": importCheck,
+  "new-users": newUsers,
   events: eventsScenario,
   evaluate: evaluateScenario,
   "list-user-segments": listUserSegments,

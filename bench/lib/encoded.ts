@@ -32,9 +32,15 @@ function asBuffer(bytes: Uint8Array): Buffer {
 
 /** An AddMembersRequest of the dataset users `numbers`, encoded. */
 export function encodeAdd(segmentId: string, numbers: readonly number[], seed: number): Buffer {
-  return asBuffer(
-    toBinary(AddMembersRequestSchema, create(AddMembersRequestSchema, { segmentId, userIds: numbers.map((n) => userId(seed, n)) })),
+  return encodeAddIds(
+    segmentId,
+    numbers.map((n) => userId(seed, n)),
   );
+}
+
+/** An AddMembersRequest of `userIds`, encoded. */
+export function encodeAddIds(segmentId: string, userIds: string[]): Buffer {
+  return asBuffer(toBinary(AddMembersRequestSchema, create(AddMembersRequestSchema, { segmentId, userIds })));
 }
 
 /** A BatchCheckMembershipRequest of `userIds`, encoded. */

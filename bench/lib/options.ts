@@ -12,6 +12,7 @@ export const SCENARIOS = [
   "audience",
   "replica",
   "import-check",
+  "new-users",
   "events",
   "evaluate",
   "list-user-segments",
