@@ -14,7 +14,7 @@ import { SegmentService } from "../../src/gen/segments/v1/segment_service_pb.js"
 import type { BenchContext } from "../lib/context.js";
 import { userId } from "../lib/dataset.js";
 import { encodeAddIds, rawClient, sendAdd } from "../lib/encoded.js";
-import { pairedRatios, pairedValues } from "../lib/paired.js";
+import { median, pairedRatios, pairedValues } from "../lib/paired.js";
 import type { Row } from "../lib/report.js";
 
 const ROUNDS = 5;
@@ -29,10 +29,8 @@ export async function newUsers(ctx: BenchContext, log: (line: string) => void): 
   const callIds = Math.min(CALL_IDS, perRound);
   const figure = `AddMembers of ${perRound.toLocaleString("en-US")} new users in ${callIds.toLocaleString("en-US")}-id calls, ${ROUNDS} paired rounds`;
   const baseline = "Postgres COPY of the (uid, external id) rows into an index-free table, same round";
-  if (ctx.postgres === undefined)
-    return [{ scenario: "new-users", figure, unit: "ids/s", better: "higher", ours: 0, baseline, baselineValue: undefined }];
   const ours: number[] = [];
-  const copy: number[] = [];
+  const copy: (number | undefined)[] = [];
   for (let round = 0; round < ROUNDS; round++) {
     // Ids shaped like the dataset's (half `user_<n>`, half UUIDs), numbered far past it.
     const ids = Array.from({ length: perRound }, (_, n) => userId(ctx.options.seed, FIRST_NUMBER + round * perRound + n));
@@ -43,15 +41,17 @@ export async function newUsers(ctx: BenchContext, log: (line: string) => void): 
       if (created !== perRound) throw new Error(`new-users: round ${round + 1} created ${created} users, not ${perRound}`);
       return perRound / (ms / 1000);
     };
+    // Without the baseline Postgres, ours is still measured and the row says the baseline was skipped.
     const measureCopy = async () => {
+      if (ctx.postgres === undefined) return undefined;
       const rows = (function* () {
         for (let from = 0; from < perRound; from += callIds) yield ids.slice(from, from + callIds).map((id, i) => ({ uid: from + i, id }));
       })();
-      return perRound / (((await ctx.postgres?.copyUsers(rows)) ?? Number.NaN) / 1000);
+      return perRound / ((await ctx.postgres.copyUsers(rows)) / 1000);
     };
     // Alternating which goes first, so a drift in the machine's speed during a round favours neither.
     let o: number;
-    let c: number;
+    let c: number | undefined;
     if (round % 2 === 0) {
       o = await measureOurs();
       c = await measureCopy();
@@ -62,15 +62,17 @@ export async function newUsers(ctx: BenchContext, log: (line: string) => void): 
     ours.push(o);
     copy.push(c);
     log(
-      `new-users round ${round + 1}: ours ${Math.round(o).toLocaleString("en-US")} ids/s, COPY ${Math.round(c).toLocaleString("en-US")} rows/s (${(o / c).toFixed(3)}×)`,
+      `new-users round ${round + 1}: ours ${Math.round(o).toLocaleString("en-US")} ids/s${c === undefined ? "" : `, COPY ${Math.round(c).toLocaleString("en-US")} rows/s (${(o / c).toFixed(3)}×)`}`,
     );
   }
-  log(
-    `new-users ratios: ${pairedRatios(ours, copy)
-      .map((r) => r.toFixed(3))
-      .join(", ")}`,
-  );
-  return [{ scenario: "new-users", figure, unit: "ids/s", better: "higher", baseline, ...pairedValues(ours, copy) }];
+  if (ctx.postgres !== undefined)
+    log(
+      `new-users ratios: ${pairedRatios(ours, copy)
+        .map((r) => r.toFixed(3))
+        .join(", ")}`,
+    );
+  const values = ctx.postgres === undefined ? { ours: median(ours), baselineValue: undefined } : pairedValues(ours, copy);
+  return [{ scenario: "new-users", figure, unit: "ids/s", better: "higher", baseline, ...values }];
 }
 
 /** Adds `ids` to a new ACTIVE STATIC segment in calls of `callIds` (a divisor of their count), one at a time; returns the ms spent in the calls. */
